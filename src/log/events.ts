@@ -1,0 +1,42 @@
+// Typed events: the library reports what happens through these, never by printing.
+import type { CauseCode, Phase } from '../errors.js';
+
+/** What one connection attempt saw; copied into the report and the diagnosis. */
+export interface AttemptEvidence {
+  host: string;
+  port: number;
+  attempt: number;
+  startedAt: string;
+  durationMs: number;
+  phase: Phase;
+  cause?: CauseCode;
+  error?: string;
+  address?: string;
+  dnsMs?: number;
+  tcpMs?: number;
+  /** Bytes the server sent before its SSH version line (0 when it closed at once). */
+  bytesBeforeBanner?: number;
+  /** Text the server sent before its version line (control characters removed). */
+  preBannerText?: string;
+  /** The server's SSH version line. */
+  serverVersion?: string;
+  /** `reset` (RST), `close` (FIN), `timeout` or undefined when the connection did not end early. */
+  ending?: 'reset' | 'close' | 'timeout';
+  algorithms?: Record<string, string>;
+  hostKey?: { type: string; fingerprint: string };
+}
+
+export type SafeScpEvent =
+  | { kind: 'plan'; direction: 'upload' | 'download'; host: string; port: number; user: string; entries: number; bytes: number; dryRun: boolean }
+  | { kind: 'plan-entry'; source: string; target: string; bytes: number; type: 'file' | 'dir' }
+  | { kind: 'throttle-wait'; host: string; port: number; waitedMs: number }
+  | { kind: 'connect'; host: string; port: number; attempt: number }
+  | { kind: 'connected'; host: string; port: number; attempt: number; serverVersion: string; hostKey: { type: string; fingerprint: string }; cipher?: string }
+  | { kind: 'host-key-learned'; host: string; port: number; type: string; fingerprint: string; file: string; line: string }
+  | { kind: 'attempt-failed'; evidence: AttemptEvidence; cause: CauseCode; phase: Phase; message: string; retryable: boolean; nextDelayMs?: number; retriesLeft: number }
+  | { kind: 'file-done'; source: string; target: string; bytes: number; skipped: boolean; durationMs: number }
+  | { kind: 'debug'; message: string };
+
+export type EventSink = (event: SafeScpEvent) => void;
+
+export const discard: EventSink = () => undefined;
