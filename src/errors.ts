@@ -31,7 +31,10 @@ export type CauseCode =
   | 'dns-failure'
   | 'not-ssh'
   | 'kex-no-common-algorithm'
-  | 'connection-lost-in-kex'
+  | 'connection-lost-in-handshake'
+  | 'kex-timeout'
+  | 'dns-not-found'
+  | 'sftp-timeout'
   | 'host-key-unknown'
   | 'host-key-changed'
   | 'host-key-revoked'
@@ -70,7 +73,10 @@ export const CAUSES: Readonly<Record<CauseCode, CauseInfo>> = {
   'dns-failure': { exitCode: 75, retryable: true },
   'not-ssh': { exitCode: 1, retryable: false },
   'kex-no-common-algorithm': { exitCode: 1, retryable: false },
-  'connection-lost-in-kex': { exitCode: 75, retryable: true },
+  'connection-lost-in-handshake': { exitCode: 75, retryable: true },
+  'kex-timeout': { exitCode: 75, retryable: true },
+  'dns-not-found': { exitCode: 1, retryable: false },
+  'sftp-timeout': { exitCode: 75, retryable: true },
   'host-key-unknown': { exitCode: 3, retryable: false },
   'host-key-changed': { exitCode: 3, retryable: false },
   'host-key-revoked': { exitCode: 3, retryable: false },

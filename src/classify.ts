@@ -1,0 +1,169 @@
+// The one place that reads ssh2 levels, errno codes, SFTP status codes and message text.
+import { SafeScpError, isSafeScpError, type CauseCode, type Phase } from './errors.js';
+
+/** What a connection attempt saw, filled in by ssh/connect.ts as it goes. */
+export interface ConnectTrace {
+  host: string;
+  port: number;
+  /** The phase the attempt was in when it ended. */
+  phase: Phase;
+  /** Bytes received before the server's SSH version line. */
+  preBanner: Buffer;
+  serverVersion?: string;
+  ending?: 'reset' | 'close' | 'timeout';
+  /** The first socket-level error (the informative one; ssh2 follows it with generic ones). */
+  socketError?: { code?: string; message: string };
+  address?: string;
+  dnsMs?: number;
+  tcpMs?: number;
+  algorithms?: Record<string, string>;
+  hostKey?: { type: string; fingerprint: string };
+  /** The host-key decision when it refused the key (more precise than ssh2's "Host denied"). */
+  hostKeyRefusal?: { code: CauseCode; message: string; details: Record<string, unknown> };
+}
+
+/** Lines sshd and friends send before dropping a connection (OpenSSH sshd.c, libwrap). */
+const THROTTLE_NOTICES = [/Exceeded MaxStartups/i, /Not allowed at this time/i, /too many (?:connections|users)/i, /penalty/i];
+
+interface Coded {
+  code?: unknown;
+  level?: unknown;
+  message?: unknown;
+}
+
+function fields(err: unknown): { code: string | undefined; level: string | undefined; message: string } {
+  const e = (typeof err === 'object' && err !== null ? err : {}) as Coded;
+  return {
+    code: typeof e.code === 'string' ? e.code : undefined,
+    level: typeof e.level === 'string' ? e.level : undefined,
+    message: typeof e.message === 'string' ? e.message : String(err),
+  };
+}
+
+/** Printable text of what the server sent before its banner, without control characters. */
+export function preBannerText(trace: ConnectTrace): string {
+  return stripControl(trace.preBanner.toString('latin1')).trim();
+}
+
+export function stripControl(text: string): string {
+  // Keep newlines out too: server text is shown inside our own single-line messages.
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/\r?\n/g, ' ').replace(/[\u0000-\u001f\u007f-\u009f]/g, '').slice(0, 500);
+}
+
+function looksLikeSsh(buf: Buffer): boolean {
+  return buf.length === 0 || buf.toString('latin1').startsWith('SSH-');
+}
+
+/** Maps a failed connection attempt (before the SFTP channel is open) to a cause. */
+export function classifyConnectFailure(trace: ConnectTrace, err: unknown): SafeScpError {
+  if (isSafeScpError(err)) return err;
+  const { code, level, message } = fields(err);
+  const where = `${trace.host}:${trace.port}`;
+  const base = { phase: trace.phase, host: trace.host, cause: err } as const;
+  const make = (cause: CauseCode, text: string, phase: Phase = trace.phase): SafeScpError =>
+    new SafeScpError(cause, text, { ...base, phase, details: { error: message } });
+
+  if (trace.hostKeyRefusal) {
+    return new SafeScpError(trace.hostKeyRefusal.code, trace.hostKeyRefusal.message, {
+      ...base,
+      phase: 'host-key',
+      details: trace.hostKeyRefusal.details,
+    });
+  }
+  const sockCode = trace.socketError?.code ?? code;
+
+  switch (trace.phase) {
+    case 'dns':
+      if (code === 'ENOTFOUND') return make('dns-not-found', `cannot resolve ${trace.host}: no such host`);
+      return make('dns-failure', `DNS lookup of ${trace.host} failed (${code ?? message})`);
+    case 'tcp':
+      if (trace.ending === 'timeout') return make('connect-timeout', `TCP connect to ${where} timed out`);
+      if (sockCode === 'ECONNREFUSED') return make('connect-refused', `connection to ${where} refused: nothing listens there, or a firewall rejects it`);
+      if (sockCode === 'ECONNRESET') return make('reset-before-banner', `connection to ${where} was reset during the TCP handshake`, 'banner');
+      if (sockCode === 'ETIMEDOUT') return make('connect-timeout', `TCP connect to ${where} timed out`);
+      return make('connect-failed', `cannot connect to ${where}: ${sockCode ?? message}`);
+    case 'banner': {
+      const text = preBannerText(trace);
+      if (THROTTLE_NOTICES.some((re) => re.test(text))) {
+        return make('throttled-by-server', `${where} refused the connection before the SSH version string and said "${text}"`);
+      }
+      if (!looksLikeSsh(trace.preBanner) && text.length > 0 && trace.ending !== 'reset') {
+        return make('not-ssh', `${where} is not an SSH server: it answered "${text.slice(0, 80)}"`);
+      }
+      if (trace.ending === 'timeout') return make('banner-timeout', `${where} accepted the TCP connection but sent no SSH version string in time`);
+      if (trace.ending === 'reset' || sockCode === 'ECONNRESET' || sockCode === 'EPIPE') {
+        return make('reset-before-banner', `kex_exchange_identification: connection to ${where} reset by peer before the SSH version string`);
+      }
+      if (/Bad identification|Invalid SSH ident|Protocol mismatch/i.test(message)) {
+        return make('not-ssh', `${where} is not an SSH server: ${message}`);
+      }
+      return make('closed-before-banner', `kex_exchange_identification: connection to ${where} closed by remote host before the SSH version string`);
+    }
+    case 'kex':
+    case 'host-key':
+      if (/no matching|handshake failed/i.test(message) && level === 'handshake') {
+        return make('kex-no-common-algorithm', `no common algorithm with ${where}: ${message}`, 'kex');
+      }
+      if (trace.ending === 'timeout') return make('kex-timeout', `key exchange with ${where} did not finish in time`, 'kex');
+      return make('connection-lost-in-handshake', `connection to ${where} lost during key exchange (${sockCode ?? (trace.ending === 'close' ? 'closed' : message)})`, 'kex');
+    case 'auth':
+      if (level === 'client-authentication' || /authentication methods failed/i.test(message)) {
+        return make('auth-failed', `authentication to ${where} failed: the server accepted none of the offered keys`);
+      }
+      if (trace.ending === 'timeout') return make('kex-timeout', `authentication with ${where} did not finish in time`);
+      return make('connection-lost-in-handshake', `connection to ${where} lost during authentication (${sockCode ?? (trace.ending === 'close' ? 'closed' : message)})`);
+    case 'sftp':
+      if (/Unable to start subsystem/i.test(message)) {
+        return make('sftp-unavailable', `${where} has no SFTP subsystem (sshd_config "Subsystem sftp" is missing or failing)`);
+      }
+      if (trace.ending === 'timeout') return make('sftp-timeout', `opening the SFTP channel on ${where} timed out`);
+      return make('connection-lost-mid-transfer', `connection to ${where} lost while opening SFTP (${sockCode ?? message})`);
+    default:
+      return make('internal', `unexpected failure connecting to ${where}: ${message}`);
+  }
+}
+
+/** SFTP status codes (draft-ietf-secsh-filexfer-02). */
+const SFTP_STATUS: Readonly<Record<number, CauseCode>> = {
+  2: 'remote-no-such-path',
+  3: 'remote-permission-denied',
+  4: 'remote-failure',
+  8: 'remote-failure',
+};
+
+/** Maps an error from an SFTP request. */
+export function classifySftpError(err: unknown, op: string, path: string): SafeScpError {
+  if (isSafeScpError(err)) return err;
+  const e = (typeof err === 'object' && err !== null ? err : {}) as Coded;
+  const message = typeof e.message === 'string' ? e.message : String(err);
+  if (typeof e.code === 'number') {
+    const cause = SFTP_STATUS[e.code] ?? 'remote-failure';
+    const what =
+      cause === 'remote-no-such-path' ? 'no such file or directory' : cause === 'remote-permission-denied' ? 'permission denied' : message;
+    return new SafeScpError(cause, `remote ${op} ${path}: ${what}`, { phase: 'transfer', remotePath: path, cause: err });
+  }
+  if (/No response from server|not connected|channel/i.test(message)) {
+    return new SafeScpError('connection-lost-mid-transfer', `connection lost during remote ${op} ${path}`, { phase: 'transfer', remotePath: path, cause: err });
+  }
+  return new SafeScpError('remote-failure', `remote ${op} ${path}: ${message}`, { phase: 'transfer', remotePath: path, cause: err });
+}
+
+/** Maps a local file-system error. */
+export function classifyLocalError(err: unknown, op: string, path: string): SafeScpError {
+  if (isSafeScpError(err)) return err;
+  const { code, message } = fields(err);
+  if (code === 'ENOENT') return new SafeScpError('local-source-missing', `${path}: no such file or directory`, { phase: 'local', cause: err });
+  if (code === 'EACCES' || code === 'EPERM') return new SafeScpError('local-permission-denied', `${path}: permission denied (${op})`, { phase: 'local', cause: err });
+  return new SafeScpError('local-io', `${op} ${path}: ${code ?? message}`, { phase: 'local', cause: err });
+}
+
+/** Maps the loss of an established connection (after the SFTP channel opened). */
+export function connectionLost(host: string, err: unknown, stalled: boolean): SafeScpError {
+  if (isSafeScpError(err)) return err;
+  const { code, message } = fields(err);
+  if (stalled || /Keepalive timeout/i.test(message)) {
+    return new SafeScpError('stalled', `transfer to ${host} stalled: no progress and no answer to keepalives`, { phase: 'transfer', host, cause: err });
+  }
+  return new SafeScpError('connection-lost-mid-transfer', `connection to ${host} lost mid-transfer (${code ?? message})`, { phase: 'transfer', host, cause: err });
+}

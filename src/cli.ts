@@ -1,0 +1,200 @@
+#!/usr/bin/env node
+// The thin shell: parse argv (yargs, SAFE_SCP_* env twins), wire signals, print, map causes to exit codes.
+import fs from 'node:fs';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import type { RawOptions } from './config.js';
+import type { SafeScpEvent } from './log/events.js';
+
+const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const list = (value: unknown): string[] | undefined =>
+  value === undefined ? undefined : (Array.isArray(value) ? value : [value]).flatMap((v) => String(v).split(/\n/)).map((v) => v.trim()).filter(Boolean);
+const str = (value: unknown): string | undefined => (value === undefined || value === null ? undefined : String(value));
+
+function build(argv: string[]) {
+  return yargs(argv)
+    .scriptName('safe-scp')
+    .usage('$0 [options] SOURCE... TARGET\n\nCopies files like scp, over SFTP: pinned host keys, per-host throttling, retries for transient resets.\nOperands: local path | [user@]host:[path] | scp://[user@]host[:port][/path]')
+    .command('$0 [operands..]', false, (y) => y.positional('operands', { type: 'string', array: true }))
+    .command('doctor <target>', 'explain connectivity to [user@]host[:port] without transferring (one careful connection)', (y) =>
+      y.positional('target', { type: 'string' }),
+    )
+    .env('SAFE_SCP')
+    .parserConfiguration({ 'duplicate-arguments-array': true, 'strip-aliased': true })
+    .option('port', { alias: 'P', type: 'string', describe: 'remote port', defaultDescription: '22' })
+    .option('identity', { alias: 'i', type: 'string', describe: 'private key file (repeatable); SSH_PRIVATE_KEY is used too' })
+    .option('recursive', { alias: 'r', type: 'boolean', describe: 'copy directories recursively' })
+    .option('preserve', { alias: 'p', type: 'boolean', describe: 'keep modification times and modes' })
+    .option('quiet', { alias: 'q', type: 'boolean', describe: 'print only errors' })
+    .option('verbose', { alias: 'v', type: 'boolean', describe: 'print each step' })
+    .option('option', { alias: 'o', type: 'string', describe: 'OpenSSH option Key=Value (Port, User, IdentityFile, ConnectTimeout, UserKnownHostsFile, StrictHostKeyChecking, ProxyJump, ServerAliveInterval, ServerAliveCountMax, ConnectionAttempts, BatchMode)' })
+    .option('jump-host', { alias: 'J', type: 'string', describe: 'jump host(s) [user@]host[:port][,...]' })
+    .option('limit', { alias: 'l', type: 'string', describe: 'bandwidth limit in Kbit/s' })
+    .option('retries', { type: 'string', describe: 'extra attempts after the first for transient failures', defaultDescription: '5' })
+    .option('retry-delay', { type: 'string', describe: 'first backoff (full jitter, doubling)', defaultDescription: '2s' })
+    .option('retry-max-delay', { type: 'string', describe: 'cap of any backoff', defaultDescription: '20s' })
+    .option('connect-timeout', { type: 'string', describe: 'TCP + banner + key exchange + auth, per attempt', defaultDescription: '15s' })
+    .option('timeout', { type: 'string', describe: 'deadline for the whole run', defaultDescription: '30m' })
+    .option('stall-timeout', { type: 'string', describe: 'fail a transfer that makes no progress this long', defaultDescription: '60s' })
+    .option('keepalive-interval', { type: 'string', describe: 'SSH keepalive interval', defaultDescription: '10s' })
+    .option('host-concurrency', { type: 'string', describe: 'simultaneous connection attempts per host, across processes', defaultDescription: '1' })
+    .option('host-interval', { type: 'string', describe: 'minimum gap between connection attempts to one host (0 = none)', defaultDescription: '1s' })
+    .option('known-hosts', { type: 'string', describe: 'known_hosts file (repeatable)', defaultDescription: '~/.ssh/known_hosts' })
+    .option('host-key', { type: 'string', describe: 'pinned host key fingerprint SHA256:... (repeatable)' })
+    .option('accept-new', { type: 'boolean', describe: 'pin a first-seen host key into the known_hosts file (explicit opt-in)' })
+    .option('report', { type: 'string', describe: 'write a JSON report to FILE' })
+    .option('json', { type: 'boolean', describe: 'print the result as JSON on stdout' })
+    .option('dry-run', { type: 'boolean', describe: 'print the plan; open no connection' })
+    .option('state-dir', { type: 'string', describe: 'directory for cross-process throttle state', defaultDescription: '$TMPDIR/safe-scp-UID' })
+    .option('hosts', { type: 'string', describe: 'copy to each of these hosts: comma list or @file; the remote operand is then [user@]:path' })
+    .option('parallel', { type: 'string', describe: 'hosts in parallel with --hosts', defaultDescription: '4' })
+    .version(false)
+    .option('version', { type: 'boolean', describe: 'print the version' })
+    .help('help')
+    .alias('help', 'h')
+    .strictOptions()
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .exitProcess(false)
+    .fail((msg, err) => {
+      throw err ?? new UsageFailure(msg);
+    });
+}
+
+class UsageFailure extends Error {}
+
+async function main(): Promise<number> {
+  const stderr = (text: string): void => {
+    process.stderr.write(text.endsWith('\n') ? text : `${text}\n`);
+  };
+  const parser = build(hideBin(process.argv));
+  let argv: Record<string, unknown>;
+  try {
+    argv = (await parser.parse()) as Record<string, unknown>;
+  } catch (err: unknown) {
+    stderr(`safe-scp: ${err instanceof Error ? err.message : String(err)}\nRun safe-scp --help for usage.`);
+    return 2;
+  }
+  if (argv['help']) return 0;
+  if (argv['version']) {
+    process.stdout.write(`safe-scp ${pkg.version}\n`);
+    return 0;
+  }
+
+  // Heavy modules (ssh2) load only when there is work to do: --version and --help stay fast.
+  const [{ resolveConfig }, { copy }, { SafeScpError, isSafeScpError }, text, { buildReport }, { makeRedactor }] = await Promise.all([
+    import('./config.js'),
+    import('./copy.js'),
+    import('./errors.js'),
+    import('./log/text.js'),
+    import('./log/report.js'),
+    import('./log/redact.js'),
+  ]);
+  const redact = makeRedactor([process.env['SSH_PRIVATE_KEY'], process.env['SSH_PRIVATE_KEY_PASSPHRASE']]);
+  const err = (line: string): void => stderr(redact(line));
+
+  const command = (argv['_'] as unknown[] | undefined)?.[0];
+  if (command === 'doctor') {
+    err('safe-scp: doctor is not available in this version yet');
+    return 2;
+  }
+
+  let hosts = str(argv['hosts']);
+  try {
+    if (hosts?.startsWith('@')) hosts = fs.readFileSync(hosts.slice(1), 'utf8');
+  } catch {
+    err(`safe-scp: --hosts: cannot read ${hosts}`);
+    return 2;
+  }
+  const raw: RawOptions = {
+    operands: ((argv['operands'] as unknown[] | undefined) ?? []).map(String),
+    port: str(argv['port']),
+    identity: list(argv['identity']),
+    recursive: argv['recursive'] as boolean | undefined,
+    preserve: argv['preserve'] as boolean | undefined,
+    quiet: argv['quiet'] as boolean | undefined,
+    verbose: argv['verbose'] as boolean | undefined,
+    option: list(argv['option']),
+    jumpHost: str(argv['jumpHost']),
+    limit: str(argv['limit']),
+    retries: str(argv['retries']),
+    retryDelay: str(argv['retryDelay']),
+    retryMaxDelay: str(argv['retryMaxDelay']),
+    connectTimeout: str(argv['connectTimeout']),
+    timeout: str(argv['timeout']),
+    stallTimeout: str(argv['stallTimeout']),
+    keepaliveInterval: str(argv['keepaliveInterval']),
+    hostConcurrency: str(argv['hostConcurrency']),
+    hostInterval: str(argv['hostInterval']),
+    knownHosts: list(argv['knownHosts']),
+    hostKey: list(argv['hostKey']),
+    acceptNew: argv['acceptNew'] as boolean | undefined,
+    report: str(argv['report']),
+    json: argv['json'] as boolean | undefined,
+    dryRun: argv['dryRun'] as boolean | undefined,
+    stateDir: str(argv['stateDir']),
+    hosts,
+    parallel: str(argv['parallel']),
+  };
+
+  let config;
+  try {
+    config = resolveConfig(raw, process.env);
+  } catch (e: unknown) {
+    err(`safe-scp: ${e instanceof Error ? e.message : String(e)}`);
+    return isSafeScpError(e) ? e.exitCode : 2;
+  }
+
+  const style = {
+    color: Boolean(process.stderr.isTTY) && !process.env['NO_COLOR'],
+    gitlab: process.env['GITLAB_CI'] === 'true',
+    verbose: config.verbose,
+  };
+  const controller = new AbortController();
+  let signalExit: number | undefined;
+  const onSignal = (name: 'SIGINT' | 'SIGTERM'): void => {
+    if (signalExit !== undefined) process.exit(name === 'SIGINT' ? 130 : 143);
+    signalExit = name === 'SIGINT' ? 130 : 143;
+    err(`safe-scp: ${name}: stopping, removing temporary files`);
+    controller.abort(new SafeScpError('interrupted', `interrupted by ${name}`, { phase: 'run' }));
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+
+  const plan: string[] = [];
+  const emit = (event: SafeScpEvent): void => {
+    if (event.kind === 'plan-entry') plan.push(`${event.type === 'dir' ? 'mkdir' : 'copy '} ${event.source} -> ${event.target}${event.type === 'file' ? ` (${event.bytes} bytes)` : ''}`);
+    if (event.kind === 'plan') {
+      plan.push(`plan: ${event.direction} ${event.entries} entries, ${event.bytes} bytes, ${event.user}@${event.host}:${event.port}${event.dryRun ? ' (dry run: no connection opened)' : ''}`);
+    }
+    if (config.quiet && event.kind !== 'host-key-learned') return;
+    const line = text.formatEvent(event, style);
+    if (line !== undefined) err(line);
+  };
+
+  const result = await copy(config, { env: process.env, emit, signal: controller.signal });
+  const exitCode = result.cause === 'interrupted' && signalExit !== undefined ? signalExit : result.exitCode;
+  const report = buildReport(result, exitCode);
+  if (config.reportFile) {
+    try {
+      fs.writeFileSync(config.reportFile, redact(`${JSON.stringify(report, null, 2)}\n`), { mode: 0o644 });
+    } catch (e: unknown) {
+      err(`safe-scp: cannot write report ${config.reportFile}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  if (config.json) process.stdout.write(redact(`${JSON.stringify(report)}\n`));
+  else if (config.dryRun) process.stdout.write(redact(`${plan.join('\n')}\n`));
+  else if (result.ok && !config.quiet) process.stdout.write(redact(`${text.formatSummary(result)}\n`));
+  if (!result.ok) err(text.formatDiagnosis(result, style));
+  return exitCode;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`safe-scp: internal error: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,317 @@
+// Runs a copy: load keys and pins, plan, then per host connect (throttled, retried) and transfer.
+import { SafeScpError, exitSeverity, isSafeScpError, type CauseCode } from './errors.js';
+import type { HostTarget, ResolvedConfig } from './config.js';
+import { classifyLocalError } from './classify.js';
+import { loadPins } from './hostkeys/load-pins.js';
+import type { HostKeyPins } from './hostkeys/policy.js';
+import type { AttemptEvidence, EventSink } from './log/events.js';
+import { withRetry, type RetryHooks } from './retry.js';
+import { newTrace, openSession, type Session } from './ssh/connect.js';
+import { agentSocket, loadIdentities, type Identity } from './ssh/key.js';
+import { acquireHostSlot } from './throttle/host-limiter.js';
+import { BandwidthLimiter } from './throttle/bandwidth.js';
+import { download } from './transfer/download.js';
+import { scanLocalSource, type LocalSource } from './transfer/local-tree.js';
+import { TransferState, type FileResult } from './transfer/progress.js';
+import { UPLOAD_DEFAULTS, upload } from './transfer/upload.js';
+
+export interface CopyDeps {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly emit: EventSink;
+  readonly signal?: AbortSignal | undefined;
+  /** Injected randomness for backoff (tests). */
+  readonly random?: () => number;
+}
+
+export interface HostResult {
+  host: string;
+  port: number;
+  user: string;
+  ok: boolean;
+  exitCode: number;
+  cause: CauseCode | undefined;
+  error: string | undefined;
+  attempts: number;
+  bytes: number;
+  files: number;
+  durationMs: number;
+}
+
+export interface CopyResult {
+  ok: boolean;
+  exitCode: number;
+  cause: CauseCode | undefined;
+  /** The deciding error (the most severe host's), when not ok. */
+  error: SafeScpError | undefined;
+  attempts: AttemptEvidence[];
+  files: FileResult[];
+  hosts: HostResult[];
+  durationMs: number;
+}
+
+interface Prepared {
+  identities: Identity[];
+  agent: string | undefined;
+  pins: HostKeyPins;
+  localSources: LocalSource[];
+}
+
+async function prepare(config: ResolvedConfig, deps: CopyDeps): Promise<Prepared> {
+  const agent = agentSocket(deps.env);
+  const identities = config.dryRun ? [] : await loadIdentities({ identityFiles: config.identityFiles, env: deps.env });
+  if (!config.dryRun && identities.length === 0 && !agent) {
+    throw new SafeScpError('key-invalid', 'no key to authenticate with: set SSH_PRIVATE_KEY, pass -i FILE, or run an ssh-agent (SSH_AUTH_SOCK)', { phase: 'auth' });
+  }
+  const { pins, warnings } = await loadPins({ knownHostsFiles: config.knownHostsFiles, fingerprints: config.hostKeyFingerprints, env: deps.env });
+  for (const w of warnings) deps.emit({ kind: 'debug', message: w });
+  const localSources: LocalSource[] = [];
+  if (config.direction === 'upload') {
+    for (const source of config.sources) localSources.push(await scanLocalSource(source, config.recursive, deps.emit));
+  }
+  return { identities, agent, pins, localSources };
+}
+
+/** Copies as configured. Never throws for a failed run: the result carries the exit code and cause. */
+export async function copy(config: ResolvedConfig, deps: CopyDeps): Promise<CopyResult> {
+  const started = Date.now();
+  const attempts: AttemptEvidence[] = [];
+  const files: FileResult[] = [];
+  const runAbort = new AbortController();
+  const onOuterAbort = (): void => runAbort.abort(deps.signal?.reason);
+  deps.signal?.addEventListener('abort', onOuterAbort, { once: true });
+  const deadline = setTimeout(() => {
+    runAbort.abort(new SafeScpError('timeout', `the whole run took longer than --timeout (${config.timeoutMs}ms)`, { phase: 'run' }));
+  }, config.timeoutMs);
+  deadline.unref();
+
+  const finish = (hosts: HostResult[], error: SafeScpError | undefined): CopyResult => {
+    clearTimeout(deadline);
+    deps.signal?.removeEventListener('abort', onOuterAbort);
+    const exitCode = error ? error.exitCode : 0;
+    return { ok: !error, exitCode, cause: error?.code, error, attempts, files, hosts, durationMs: Date.now() - started };
+  };
+
+  let prepared: Prepared;
+  try {
+    prepared = await prepare(config, deps);
+  } catch (err: unknown) {
+    return finish([], isSafeScpError(err) ? err : classifyLocalError(err, 'prepare', config.sources.join(' ')));
+  }
+
+  if (config.dryRun) {
+    emitPlan(config, prepared, deps.emit);
+    return finish([], undefined);
+  }
+
+  const results: HostResult[] = [];
+  const errors: SafeScpError[] = [];
+  const queue = [...config.hosts];
+  const worker = async (): Promise<void> => {
+    for (let target = queue.shift(); target; target = queue.shift()) {
+      const outcome = await copyToHost(target, config, prepared, deps, runAbort.signal, attempts);
+      results.push(outcome.result);
+      files.push(...outcome.files);
+      if (outcome.error) errors.push(outcome.error);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(config.parallel, config.hosts.length) }, worker));
+  results.sort((a, b) => config.hosts.findIndex((h) => h.host === a.host && h.port === a.port) - config.hosts.findIndex((h) => h.host === b.host && h.port === b.port));
+  const worst = errors.reduce<SafeScpError | undefined>((w, e) => (!w || exitSeverity(e.exitCode) > exitSeverity(w.exitCode) ? e : w), undefined);
+  return finish(results, worst);
+}
+
+function emitPlan(config: ResolvedConfig, prepared: Prepared, emit: EventSink): void {
+  for (const target of config.hosts) {
+    let bytes = 0;
+    let entries = 0;
+    for (const source of prepared.localSources) {
+      for (const item of source.items) {
+        entries++;
+        bytes += item.size;
+        const rel = item.rel ? `/${item.rel}` : '';
+        emit({ kind: 'plan-entry', source: item.path, target: `${config.target || '~'}[/${source.name}]${rel}`, bytes: item.size, type: item.type });
+      }
+    }
+    if (config.direction === 'download') {
+      for (const s of config.sources) emit({ kind: 'plan-entry', source: `${target.host}:${s}`, target: config.target, bytes: 0, type: 'file' });
+      entries = config.sources.length;
+    }
+    emit({ kind: 'plan', direction: config.direction, host: target.host, port: target.port, user: target.user, entries, bytes, dryRun: true });
+  }
+}
+
+interface HostOutcome {
+  result: HostResult;
+  files: FileResult[];
+  error: SafeScpError | undefined;
+}
+
+async function copyToHost(
+  target: HostTarget,
+  config: ResolvedConfig,
+  prepared: Prepared,
+  deps: CopyDeps,
+  signal: AbortSignal,
+  allAttempts: AttemptEvidence[],
+): Promise<HostOutcome> {
+  const started = Date.now();
+  const state = new TransferState(deps.emit, new BandwidthLimiter(config.limitBytesPerSecond));
+  let attemptCount = 0;
+  let lastEvidence: AttemptEvidence | undefined;
+
+  const attempt = async (n: number): Promise<void> => {
+    attemptCount = n;
+    const trace = newTrace(target);
+    const attemptStart = Date.now();
+    const evidence = (): AttemptEvidence => ({
+      host: target.host,
+      port: target.port,
+      attempt: n,
+      startedAt: new Date(attemptStart).toISOString(),
+      durationMs: Date.now() - attemptStart,
+      phase: trace.phase,
+      ...(trace.address ? { address: trace.address } : {}),
+      ...(trace.dnsMs !== undefined ? { dnsMs: trace.dnsMs } : {}),
+      ...(trace.tcpMs !== undefined ? { tcpMs: trace.tcpMs } : {}),
+      bytesBeforeBanner: trace.preBanner.length,
+      ...(trace.preBanner.length ? { preBannerText: trace.preBanner.toString('latin1') } : {}),
+      ...(trace.serverVersion ? { serverVersion: trace.serverVersion } : {}),
+      ...(trace.ending ? { ending: trace.ending } : {}),
+      ...(trace.algorithms ? { algorithms: trace.algorithms } : {}),
+      ...(trace.hostKey ? { hostKey: trace.hostKey } : {}),
+    });
+    const slot = await acquireHostSlot(`${target.host}:${target.port}`, {
+      stateDir: config.stateDir,
+      concurrency: config.hostConcurrency,
+      intervalMs: config.hostIntervalMs,
+      signal,
+    });
+    if (slot.waitedMs > 0) deps.emit({ kind: 'throttle-wait', host: target.host, port: target.port, waitedMs: slot.waitedMs });
+    deps.emit({ kind: 'connect', host: target.host, port: target.port, attempt: n });
+    let session: Session | undefined;
+    try {
+      session = await openSession(
+        {
+          target,
+          identities: prepared.identities,
+          agent: prepared.agent,
+          pins: prepared.pins,
+          strictHostKeyChecking: config.strictHostKeyChecking,
+          acceptNewFile: config.acceptNewFile,
+          connectTimeoutMs: config.connectTimeoutMs,
+          keepaliveIntervalMs: config.keepaliveIntervalMs,
+          keepaliveCountMax: config.keepaliveCountMax,
+          signal,
+          emit: deps.emit,
+          onAuthenticated: () => void slot.release(),
+        },
+        trace,
+      );
+      deps.emit({
+        kind: 'connected',
+        host: target.host,
+        port: target.port,
+        attempt: n,
+        serverVersion: trace.serverVersion ?? '',
+        hostKey: trace.hostKey ?? { type: '', fingerprint: '' },
+        ...(trace.algorithms?.['cipher'] ? { cipher: trace.algorithms['cipher'] } : {}),
+      });
+      await transferWithWatchdog(session, config, prepared, state, signal);
+      lastEvidence = evidence();
+      allAttempts.push(lastEvidence);
+    } catch (err: unknown) {
+      lastEvidence = evidence();
+      allAttempts.push(lastEvidence);
+      throw err;
+    } finally {
+      await slot.release();
+      session?.close();
+    }
+  };
+
+  const hooks: RetryHooks = {
+    signal,
+    ...(deps.random ? { random: deps.random } : {}),
+    onFailure: (error, n, nextDelayMs, retriesLeft) => {
+      const evidence = allAttempts.filter((a) => a.host === target.host && a.port === target.port).at(-1);
+      const ev: AttemptEvidence = {
+        ...(evidence ?? { host: target.host, port: target.port, attempt: n, startedAt: new Date().toISOString(), durationMs: 0, phase: error.phase }),
+        cause: error.code,
+        error: error.message,
+      };
+      if (evidence) Object.assign(evidence, { cause: error.code, error: error.message });
+      deps.emit({
+        kind: 'attempt-failed',
+        evidence: ev,
+        cause: error.code,
+        phase: error.phase,
+        message: error.message,
+        retryable: error.retryable,
+        ...(nextDelayMs === undefined ? {} : { nextDelayMs }),
+        retriesLeft,
+      });
+    },
+  };
+
+  let error: SafeScpError | undefined;
+  try {
+    await withRetry(attempt, { retries: config.retries, baseDelayMs: config.retryDelayMs, maxDelayMs: config.retryMaxDelayMs }, hooks);
+  } catch (err: unknown) {
+    error = isSafeScpError(err) ? err : new SafeScpError('internal', String(err), { phase: 'run', cause: err });
+    // Temp files of a failed attempt whose connection died are removed by the next attempt; none is left now.
+  }
+  const hostFiles = [...state.done.values()];
+  return {
+    result: {
+      host: target.host,
+      port: target.port,
+      user: target.user,
+      ok: !error,
+      exitCode: error ? error.exitCode : 0,
+      cause: error?.code,
+      error: error?.message,
+      attempts: attemptCount,
+      bytes: hostFiles.reduce((sum, f) => sum + f.bytes, 0),
+      files: hostFiles.length,
+      durationMs: Date.now() - started,
+    },
+    files: hostFiles,
+    error,
+  };
+}
+
+/** Runs the transfer; a watchdog ends a connection that makes no progress for --stall-timeout. */
+async function transferWithWatchdog(session: Session, config: ResolvedConfig, prepared: Prepared, state: TransferState, signal: AbortSignal): Promise<void> {
+  state.lastProgress = Date.now();
+  const watchdog = setInterval(() => {
+    const idle = Date.now() - Math.max(state.lastProgress, session.fs.lastActivity);
+    if (session.fs.pending > 0 && idle > config.stallTimeoutMs) {
+      session.markStalled();
+      session.client.destroy();
+    }
+  }, Math.min(1000, config.stallTimeoutMs));
+  // On interrupt, transfers stop between requests and remove their temp files while the
+  // connection still works; the connection is cut only if that takes too long.
+  state.signal = signal;
+  let hardStop: NodeJS.Timeout | undefined;
+  const onAbort = (): void => {
+    hardStop = setTimeout(() => session.client.destroy(), 3000);
+    hardStop.unref();
+  };
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    const options = { ...UPLOAD_DEFAULTS, preserve: config.preserve };
+    const work =
+      config.direction === 'upload'
+        ? upload(session.fs, prepared.localSources, config.target, options, state)
+        : download(session.fs, config.sources, config.target, { ...options, recursive: config.recursive }, state);
+    await Promise.race([work, session.lost]);
+  } catch (err: unknown) {
+    if (signal.aborted && isSafeScpError(signal.reason)) throw signal.reason;
+    throw err;
+  } finally {
+    clearInterval(watchdog);
+    clearTimeout(hardStop);
+    signal.removeEventListener('abort', onAbort);
+  }
+}

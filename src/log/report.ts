@@ -1,0 +1,52 @@
+// The JSON report (--report FILE and --json): the shape documented in CONTRACT.md, Diagnosis.
+import { stripControl } from '../classify.js';
+import type { CopyResult } from '../copy.js';
+import { CAUSE_HELP } from '../diagnose/causes.js';
+
+export interface Report {
+  ok: boolean;
+  exitCode: number;
+  cause: string | null;
+  message: string | null;
+  phase: string | null;
+  explanation: string | null;
+  checks: readonly string[];
+  durationMs: number;
+  attempts: Array<{
+    host: string;
+    port: number;
+    attempt: number;
+    phase: string;
+    cause: string | null;
+    startedAt: string;
+    durationMs: number;
+    error: string | null;
+    evidence: Record<string, unknown>;
+  }>;
+  files: Array<{ source: string; target: string; bytes: number; verified: boolean }>;
+  hosts: Array<{ host: string; port: number; ok: boolean; exitCode: number; cause: string | null; attempts: number; bytes: number; durationMs: number }>;
+  details?: Record<string, unknown>;
+}
+
+export function buildReport(result: CopyResult, exitCode: number): Report {
+  const error = result.error;
+  return {
+    ok: result.ok,
+    exitCode,
+    cause: result.cause ?? null,
+    message: error ? stripControl(error.message) : null,
+    phase: error?.phase ?? null,
+    explanation: result.cause ? CAUSE_HELP[result.cause].summary : null,
+    checks: result.cause ? CAUSE_HELP[result.cause].checks : [],
+    durationMs: result.durationMs,
+    attempts: result.attempts.map((a) => {
+      const { host, port, attempt, phase, cause, startedAt, durationMs, error: text, ...evidence } = a;
+      if (typeof evidence.preBannerText === 'string') evidence.preBannerText = stripControl(evidence.preBannerText);
+      if (typeof evidence.serverVersion === 'string') evidence.serverVersion = stripControl(evidence.serverVersion);
+      return { host, port, attempt, phase, cause: cause ?? null, startedAt, durationMs, error: text ? stripControl(text) : null, evidence };
+    }),
+    files: result.files.map((f) => ({ source: f.source, target: f.target, bytes: f.bytes, verified: f.verified })),
+    hosts: result.hosts.map((h) => ({ host: h.host, port: h.port, ok: h.ok, exitCode: h.exitCode, cause: h.cause ?? null, attempts: h.attempts, bytes: h.bytes, durationMs: h.durationMs })),
+    ...(error && Object.keys(error.details).length > 0 ? { details: { ...error.details } } : {}),
+  };
+}

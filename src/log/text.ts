@@ -1,0 +1,112 @@
+// Human-readable lines for stderr: one per failed attempt, progress with -v, a diagnostic block at the end.
+import { stripControl } from '../classify.js';
+import type { CopyResult } from '../copy.js';
+import { CAUSE_HELP } from '../diagnose/causes.js';
+import { formatDuration } from '../util/duration.js';
+import type { SafeScpEvent } from './events.js';
+
+export interface TextStyle {
+  readonly color: boolean;
+  /** GitLab CI: fold long blocks into collapsible sections. */
+  readonly gitlab: boolean;
+  readonly verbose: boolean;
+}
+
+const paint = (style: TextStyle, code: string, text: string): string => (style.color ? `\u001b[${code}m${text}\u001b[0m` : text);
+
+/** One event as a stderr line, or undefined when it is not shown at this verbosity. */
+export function formatEvent(event: SafeScpEvent, style: TextStyle): string | undefined {
+  switch (event.kind) {
+    case 'attempt-failed': {
+      const e = event.evidence;
+      const next =
+        event.nextDelayMs !== undefined
+          ? `retrying in ${formatDuration(event.nextDelayMs)} (${event.retriesLeft} ${event.retriesLeft === 1 ? 'retry' : 'retries'} left)`
+          : event.retryable
+            ? 'no retries left'
+            : 'not retried: retrying cannot fix this';
+      return `${paint(style, '33', 'safe-scp:')} attempt ${e.attempt} to ${e.host}:${e.port} failed in phase ${event.phase} [${event.cause}] after ${formatDuration(e.durationMs)}: ${stripControl(event.message)}; ${next}`;
+    }
+    case 'host-key-learned':
+      return `safe-scp: accept-new: pinned ${event.host}:${event.port} ${event.type} ${event.fingerprint} in ${event.file}`;
+    case 'connected':
+      return style.verbose
+        ? `safe-scp: connected to ${event.host}:${event.port} (attempt ${event.attempt}): ${stripControl(event.serverVersion)}, host key ${event.hostKey.type} ${event.hostKey.fingerprint}${event.cipher ? `, ${event.cipher}` : ''}`
+        : undefined;
+    case 'connect':
+      return style.verbose ? `safe-scp: connecting to ${event.host}:${event.port} (attempt ${event.attempt})` : undefined;
+    case 'throttle-wait':
+      return style.verbose ? `safe-scp: waited ${formatDuration(event.waitedMs)} for a connection slot to ${event.host}:${event.port}` : undefined;
+    case 'file-done':
+      return style.verbose ? `safe-scp: ${event.source} -> ${event.target} (${event.bytes} bytes, ${formatDuration(event.durationMs)})` : undefined;
+    case 'debug':
+      return style.verbose ? `safe-scp: ${stripControl(event.message)}` : undefined;
+    case 'plan':
+    case 'plan-entry':
+      return undefined;
+    default: {
+      const never: never = event;
+      return never;
+    }
+  }
+}
+
+let sectionCounter = 0;
+
+/** Wraps lines in a GitLab collapsible section when running in GitLab CI. */
+export function section(style: TextStyle, title: string, lines: readonly string[], collapsed = false): string {
+  if (!style.gitlab) return [title, ...lines].join('\n');
+  const id = `safe_scp_${++sectionCounter}`;
+  const now = Math.floor(Date.now() / 1000);
+  const opts = collapsed ? '[collapsed=true]' : '';
+  return [`\u001b[0Ksection_start:${now}:${id}${opts}\r\u001b[0K${title}`, ...lines, `\u001b[0Ksection_end:${now}:${id}\r\u001b[0K`].join('\n');
+}
+
+/** The block printed after a failed run: cause, evidence, what to check. */
+export function formatDiagnosis(result: CopyResult, style: TextStyle): string {
+  const error = result.error;
+  if (!error || !result.cause) return '';
+  const help = CAUSE_HELP[result.cause];
+  const lines: string[] = [];
+  lines.push(`  cause:    ${result.cause} (exit ${result.exitCode})`);
+  lines.push(`  error:    ${stripControl(error.message)}`);
+  lines.push(`  likely:   ${help.summary}`);
+  const attempts = result.attempts.filter((a) => a.host === error.host || error.host === undefined);
+  if (attempts.length > 0) {
+    lines.push('  evidence:');
+    for (const a of attempts) {
+      const parts = [
+        `attempt ${a.attempt}`,
+        `${a.host}:${a.port}${a.address && a.address !== a.host ? ` (${a.address})` : ''}`,
+        `phase ${a.phase}`,
+        a.cause ? `cause ${a.cause}` : 'ok',
+        a.dnsMs !== undefined ? `dns ${a.dnsMs}ms` : undefined,
+        a.tcpMs !== undefined ? `tcp ${a.tcpMs}ms` : undefined,
+        `${a.bytesBeforeBanner ?? 0} bytes before banner`,
+        a.preBannerText ? `server said "${stripControl(a.preBannerText).slice(0, 120)}"` : undefined,
+        a.ending ? `ended by ${a.ending === 'reset' ? 'RST (reset)' : a.ending === 'close' ? 'FIN (clean close)' : 'timeout'}` : undefined,
+        a.serverVersion ? `server ${stripControl(a.serverVersion)}` : undefined,
+        `${formatDuration(a.durationMs)}`,
+      ].filter(Boolean);
+      lines.push(`    - ${parts.join(', ')}`);
+    }
+  }
+  const details = error.details;
+  if (details && typeof details === 'object' && 'offered' in details) {
+    lines.push(`  host key: ${JSON.stringify(details['offered'])}`);
+  }
+  if (help.checks.length > 0) {
+    lines.push('  check on the server:');
+    for (const check of help.checks) lines.push(`    * ${check}`);
+  }
+  return section(style, paint(style, '31', `safe-scp: FAILED [${result.cause}]`), lines);
+}
+
+/** The success line for stdout. */
+export function formatSummary(result: CopyResult): string {
+  const files = result.files.length;
+  const bytes = result.files.reduce((sum, f) => sum + f.bytes, 0);
+  const hosts = result.hosts.map((h) => `${h.host}:${h.port}`).join(', ');
+  const attempts = result.hosts.reduce((sum, h) => sum + h.attempts, 0);
+  return `safe-scp: copied ${files} file${files === 1 ? '' : 's'} (${bytes} bytes) with ${hosts} in ${formatDuration(result.durationMs)}, ${attempts} connection attempt${attempts === 1 ? '' : 's'}`;
+}

@@ -1,0 +1,287 @@
+// Opens one SSH connection with an SFTP channel, recording what each phase saw for the diagnosis.
+import dns from 'node:dns/promises';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { Client, type ConnectConfig } from 'ssh2';
+import { classifyConnectFailure, connectionLost, type ConnectTrace } from '../classify.js';
+import type { HostTarget } from '../config.js';
+import { SafeScpError } from '../errors.js';
+import { fingerprint, keyType } from '../hostkeys/fingerprint.js';
+import { appendKnownHost, decideHostKey, hostKeyAlgorithms, type HostKeyPins } from '../hostkeys/policy.js';
+import { formatKnownHostsLine } from '../hostkeys/known-hosts.js';
+import type { EventSink } from '../log/events.js';
+import type { Identity } from './key.js';
+import { RemoteFs } from './remote-fs.js';
+
+/** Ciphers in order of speed on AES-NI machines (faults-and-perf.md 3: gcm beats chacha20 by ~40%). */
+const CIPHERS = [
+  'aes128-gcm@openssh.com',
+  'aes256-gcm@openssh.com',
+  'chacha20-poly1305@openssh.com',
+  'aes128-ctr',
+  'aes192-ctr',
+  'aes256-ctr',
+] as const;
+
+export interface ConnectOptions {
+  readonly target: HostTarget;
+  readonly identities: readonly Identity[];
+  readonly agent: string | undefined;
+  readonly pins: HostKeyPins;
+  readonly strictHostKeyChecking: 'yes' | 'accept-new';
+  readonly acceptNewFile: string;
+  readonly connectTimeoutMs: number;
+  readonly keepaliveIntervalMs: number;
+  readonly keepaliveCountMax: number;
+  /** An already-open stream to tunnel through (jump hosts); otherwise a TCP connection is made. */
+  readonly sock?: Duplex;
+  readonly signal?: AbortSignal | undefined;
+  readonly emit: EventSink;
+  /** Called once authentication completes (the host throttle slot is released then). */
+  readonly onAuthenticated?: () => void;
+}
+
+export interface Session {
+  readonly client: Client;
+  readonly fs: RemoteFs;
+  readonly trace: ConnectTrace;
+  /** Rejects with a classified error when the connection is lost after it was established. */
+  readonly lost: Promise<never>;
+  /** Marks the next loss as a stall (the watchdog saw no progress). */
+  markStalled(): void;
+  close(): void;
+}
+
+export function newTrace(target: HostTarget): ConnectTrace {
+  return { host: target.host, port: target.port, phase: 'dns', preBanner: Buffer.alloc(0) };
+}
+
+async function resolveAddress(host: string, trace: ConnectTrace): Promise<string> {
+  if (net.isIP(host)) return host;
+  const started = Date.now();
+  const { address } = await dns.lookup(host);
+  trace.dnsMs = Date.now() - started;
+  return address;
+}
+
+function tcpConnect(address: string, port: number, trace: ConnectTrace): Promise<net.Socket> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: address, port });
+    const onError = (err: NodeJS.ErrnoException): void => {
+      trace.socketError = { message: err.message, ...(err.code ? { code: err.code } : {}) };
+      if (err.code === 'ECONNRESET') trace.ending = 'reset';
+      sock.destroy();
+      reject(err);
+    };
+    sock.once('error', onError);
+    sock.once('connect', () => {
+      sock.off('error', onError);
+      trace.tcpMs = Date.now() - started;
+      resolve(sock);
+    });
+  });
+}
+
+/**
+ * Watches the raw bytes before the server's version line: ssh2 discards text such as sshd's
+ * "Exceeded MaxStartups" that explains a drop. Attached the moment ssh2 adds its own 'data'
+ * listener so that no chunk reaches one listener and not the other.
+ */
+function tapBanner(sock: Duplex, trace: ConnectTrace): void {
+  let pending = Buffer.alloc(0);
+  const tap = (chunk: Buffer): void => {
+    pending = Buffer.concat([pending, chunk]);
+    const text = pending.toString('latin1');
+    const at = text.search(/(^|\n)SSH-/);
+    if (at >= 0) {
+      const start = at === 0 && text.startsWith('SSH-') ? 0 : at + 1;
+      const end = text.indexOf('\n', start);
+      trace.preBanner = pending.subarray(0, start);
+      trace.serverVersion = text.slice(start, end < 0 ? undefined : end).replace(/\r$/, '').slice(0, 255);
+      trace.phase = 'kex';
+      sock.off('data', tap);
+    } else {
+      trace.preBanner = pending.subarray(0, 8192);
+      if (pending.length > 65536) sock.off('data', tap);
+    }
+  };
+  const onNewListener = (event: string | symbol): void => {
+    if (event !== 'data') return;
+    sock.off('newListener', onNewListener);
+    sock.on('data', tap);
+  };
+  sock.on('newListener', onNewListener);
+}
+
+/** Connects, verifies the host key against the pins, authenticates and opens SFTP. */
+export async function openSession(options: ConnectOptions, trace: ConnectTrace): Promise<Session> {
+  const { target } = options;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      trace.ending = 'timeout';
+      reject(new Error('connect timeout'));
+    }, options.connectTimeoutMs);
+  });
+  const abort = abortPromise(options.signal);
+
+  let sock: Duplex;
+  try {
+    if (options.sock) {
+      sock = options.sock;
+      trace.phase = 'banner';
+    } else {
+      trace.phase = 'dns';
+      const address = await Promise.race([resolveAddress(target.host, trace), timeout, abort]);
+      trace.address = address;
+      trace.phase = 'tcp';
+      const tcp = await Promise.race([tcpConnect(address, target.port, trace), timeout, abort]);
+      // ssh2 leaves Nagle on; request/response SFTP calls then wait on delayed ACKs (faults-and-perf.md 3).
+      tcp.setNoDelay(true);
+      sock = tcp;
+      trace.phase = 'banner';
+    }
+  } catch (err: unknown) {
+    clearTimeout(timer);
+    throw classifyConnectFailure(trace, err);
+  }
+
+  tapBanner(sock, trace);
+  sock.on('error', (err: NodeJS.ErrnoException) => {
+    trace.socketError ??= { message: err.message, ...(err.code ? { code: err.code } : {}) };
+    if (err.code === 'ECONNRESET' || err.code === 'EPIPE') trace.ending ??= 'reset';
+  });
+  sock.on('end', () => {
+    trace.ending ??= 'close';
+  });
+
+  const client = new Client();
+  let stalled = false;
+  let lastError: unknown;
+  let rejectLost: (err: SafeScpError) => void = () => undefined;
+  const lost = new Promise<never>((_, reject) => {
+    rejectLost = reject;
+  });
+  lost.catch(() => undefined);
+
+  const session = new Promise<Session>((resolve, reject) => {
+    let settled = false;
+    const fail = (err: unknown): void => {
+      if (settled) return;
+      settled = true;
+      reject(classifyConnectFailure(trace, err));
+      client.end();
+      sock.destroy();
+    };
+    timeout.catch((err: unknown) => fail(err));
+    abort.catch((err: unknown) => fail(err));
+
+    client.on('error', (err: Error & { level?: string }) => {
+      lastError ??= err;
+      if (!settled && (err.level === 'client-authentication' || err.level === 'handshake')) fail(err);
+      if (!settled && /Unable to start subsystem/i.test(err.message)) fail(err);
+    });
+    client.on('close', () => {
+      if (!settled) fail(lastError ?? new Error('connection closed'));
+      else rejectLost(connectionLost(`${target.host}:${target.port}`, lastError ?? new Error('connection closed'), stalled));
+    });
+    client.on('handshake', (negotiated) => {
+      trace.phase = 'auth';
+      trace.algorithms = {
+        kex: negotiated.kex,
+        hostKey: negotiated.serverHostKey,
+        cipher: negotiated.cs.cipher,
+        mac: negotiated.cs.mac,
+      };
+    });
+    client.on('ready', () => {
+      trace.phase = 'sftp';
+      options.onAuthenticated?.();
+      client.sftp((err, sftp) => {
+        if (err) return fail(err);
+        settled = true;
+        clearTimeout(timer);
+        trace.phase = 'transfer';
+        resolve({
+          client,
+          fs: new RemoteFs(sftp, lost),
+          trace,
+          lost,
+          markStalled: () => {
+            stalled = true;
+          },
+          close: () => {
+            client.end();
+            setTimeout(() => sock.destroy(), 1000).unref();
+          },
+        });
+      });
+    });
+
+    const config: ConnectConfig = {
+      sock: sock as NonNullable<ConnectConfig['sock']>,
+      username: target.user,
+      readyTimeout: 0,
+      keepaliveInterval: options.keepaliveIntervalMs,
+      keepaliveCountMax: options.keepaliveCountMax,
+      hostVerifier: ((key: Buffer, verify: (ok: boolean) => void): void => {
+        verifyHostKey(options, trace, key).then(verify, () => verify(false));
+      }) as unknown as NonNullable<ConnectConfig['hostVerifier']>,
+      algorithms: {
+        cipher: [...CIPHERS],
+        ...(() => {
+          const keys = hostKeyAlgorithms(options.pins, target.host, target.port);
+          return keys ? { serverHostKey: keys as NonNullable<NonNullable<ConnectConfig['algorithms']>['serverHostKey']> } : {};
+        })(),
+      },
+      authHandler: [
+        ...options.identities.map((id) => ({
+          type: 'publickey' as const,
+          username: target.user,
+          key: id.privateKey,
+          ...(id.passphrase === undefined ? {} : { passphrase: id.passphrase }),
+        })),
+        ...(options.agent ? [{ type: 'agent' as const, username: target.user, agent: options.agent }] : []),
+      ] as unknown as NonNullable<ConnectConfig['authHandler']>,
+    };
+    try {
+      client.connect(config);
+    } catch (err: unknown) {
+      fail(err);
+    }
+  });
+  return session;
+}
+
+/** Decides on the offered key; the decision is kept in the trace so the error names it exactly. */
+async function verifyHostKey(options: ConnectOptions, trace: ConnectTrace, blob: Buffer): Promise<boolean> {
+  trace.phase = 'host-key';
+  const { host, port } = options.target;
+  trace.hostKey = { type: keyType(blob), fingerprint: fingerprint(blob) };
+  const decision = decideHostKey(options.pins, host, port, blob);
+  if (decision.ok) {
+    trace.phase = 'kex';
+    return true;
+  }
+  if (decision.code === 'host-key-unknown' && options.strictHostKeyChecking === 'accept-new') {
+    const line = formatKnownHostsLine(host, port, blob);
+    await appendKnownHost(options.acceptNewFile, line);
+    options.emit({ kind: 'host-key-learned', host, port, type: trace.hostKey.type, fingerprint: trace.hostKey.fingerprint, file: options.acceptNewFile, line });
+    trace.phase = 'kex';
+    return true;
+  }
+  trace.hostKeyRefusal = { code: decision.code, message: decision.message, details: { ...decision.details } };
+  return false;
+}
+
+function abortPromise(signal: AbortSignal | undefined): Promise<never> {
+  const p = new Promise<never>((_, reject) => {
+    if (!signal) return;
+    const onAbort = (): void => reject(new SafeScpError('interrupted', 'interrupted', { phase: 'run', cause: signal.reason }));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  p.catch(() => undefined);
+  return p;
+}

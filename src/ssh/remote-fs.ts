@@ -1,0 +1,143 @@
+// Promise wrapper over ssh2's SFTP channel that fails every pending call when the connection dies.
+import type { Attributes, FileEntry, SFTPWrapper, Stats } from 'ssh2';
+import { classifySftpError } from '../classify.js';
+
+export type RemoteStats = Stats;
+/** The attributes we set; ssh2's type wants every field although the protocol sends only those present. */
+export type SetAttributes = Partial<Pick<Attributes, 'mode' | 'atime' | 'mtime'>>;
+export interface RemoteEntry {
+  readonly name: string;
+  readonly attrs: Stats;
+}
+
+/**
+ * ssh2 never calls back a pending SFTP request when the connection drops (see
+ * faults-and-perf.md 2.1: a pending fastPut hangs forever), so every call races `lost`.
+ */
+export class RemoteFs {
+  readonly maxWriteLength: number;
+  readonly maxReadLength: number;
+  /** Requests sent and not yet answered (the stall watchdog looks only when some are). */
+  pending = 0;
+  /** When the server last answered a request. */
+  lastActivity = Date.now();
+
+  constructor(
+    private readonly sftp: SFTPWrapper,
+    private readonly lost: Promise<never>,
+  ) {
+    const limits = sftp as unknown as { _maxWriteLen?: number; _maxReadLen?: number };
+    this.maxWriteLength = limits._maxWriteLen ?? 32768;
+    this.maxReadLength = limits._maxReadLen ?? 32768;
+  }
+
+  private call<T>(op: string, path: string, start: (cb: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> {
+    this.pending++;
+    const request = new Promise<T>((resolve, reject) => {
+      try {
+        start((err, value) => {
+          this.pending--;
+          this.lastActivity = Date.now();
+          if (err) reject(classifySftpError(err, op, path));
+          else resolve(value as T);
+        });
+      } catch (err: unknown) {
+        this.pending--;
+        reject(classifySftpError(err, op, path));
+      }
+    });
+    return Promise.race([request, this.lost]);
+  }
+
+  stat(path: string): Promise<RemoteStats> {
+    return this.call('stat', path, (cb) => this.sftp.stat(path, cb));
+  }
+
+  lstat(path: string): Promise<RemoteStats> {
+    return this.call('lstat', path, (cb) => this.sftp.lstat(path, cb));
+  }
+
+  /** stat that answers undefined for "no such file" instead of throwing. */
+  async statOrUndefined(path: string): Promise<RemoteStats | undefined> {
+    try {
+      return await this.stat(path);
+    } catch (err: unknown) {
+      if (err instanceof Error && 'code' in err && err.code === 'remote-no-such-path') return undefined;
+      throw err;
+    }
+  }
+
+  realpath(path: string): Promise<string> {
+    return this.call('realpath', path, (cb) => this.sftp.realpath(path, cb));
+  }
+
+  mkdir(path: string, mode?: number): Promise<void> {
+    const attrs = (mode === undefined ? {} : { mode }) as Attributes;
+    return this.call('mkdir', path, (cb) => this.sftp.mkdir(path, attrs, (err) => cb(err)));
+  }
+
+  open(path: string, flags: 'r' | 'wx' | 'w', mode?: number): Promise<Buffer> {
+    const attrs = (mode === undefined ? {} : { mode }) as Attributes;
+    return this.call('open', path, (cb) => this.sftp.open(path, flags, attrs, cb));
+  }
+
+  write(handle: Buffer, data: Buffer, position: number, path: string): Promise<void> {
+    return this.call('write', path, (cb) => this.sftp.write(handle, data, 0, data.length, position, (err) => cb(err)));
+  }
+
+  /** Reads up to `length` bytes; resolves 0 at end of file. */
+  read(handle: Buffer, buffer: Buffer, length: number, position: number, path: string): Promise<number> {
+    return this.call<number>('read', path, (cb) =>
+      this.sftp.read(handle, buffer, 0, length, position, (err, bytesRead) => {
+        // ssh2 reports EOF as an error with code 1 (SSH_FX_EOF).
+        if (err && (err as Error & { code?: unknown }).code === 1) cb(null, 0);
+        else cb(err, bytesRead);
+      }),
+    );
+  }
+
+  fstat(handle: Buffer, path: string): Promise<RemoteStats> {
+    return this.call('fstat', path, (cb) => this.sftp.fstat(handle, cb));
+  }
+
+  fsetstat(handle: Buffer, attrs: SetAttributes, path: string): Promise<void> {
+    return this.call('setstat', path, (cb) => this.sftp.fsetstat(handle, attrs as Attributes, (err) => cb(err)));
+  }
+
+  setstat(path: string, attrs: SetAttributes): Promise<void> {
+    return this.call('setstat', path, (cb) => this.sftp.setstat(path, attrs as Attributes, (err) => cb(err)));
+  }
+
+  close(handle: Buffer, path: string): Promise<void> {
+    return this.call('close', path, (cb) => this.sftp.close(handle, (err) => cb(err)));
+  }
+
+  unlink(path: string): Promise<void> {
+    return this.call('remove', path, (cb) => this.sftp.unlink(path, (err) => cb(err)));
+  }
+
+  async readdir(path: string): Promise<RemoteEntry[]> {
+    const list = await this.call<FileEntry[]>('readdir', path, (cb) => this.sftp.readdir(path, cb));
+    return list.map((e) => ({ name: e.filename, attrs: e.attrs as Stats }));
+  }
+
+  /** Whether the server offers atomic replace (posix-rename@openssh.com). */
+  get hasPosixRename(): boolean {
+    const ext = (this.sftp as unknown as { _extensions?: Record<string, string> })._extensions;
+    return ext?.['posix-rename@openssh.com'] !== undefined;
+  }
+
+  /** Renames over an existing target: atomically where the server offers posix-rename. */
+  async replace(from: string, to: string): Promise<void> {
+    if (this.hasPosixRename) {
+      return this.call('rename', to, (cb) => this.sftp.ext_openssh_rename(from, to, (err) => cb(err)));
+    }
+    // Plain SFTPv3 rename refuses an existing target: remove it first (not atomic, but never truncated).
+    try {
+      await this.call('rename', to, (cb) => this.sftp.rename(from, to, (err) => cb(err)));
+    } catch {
+      await this.unlink(to).catch(() => undefined);
+      await this.call('rename', to, (cb) => this.sftp.rename(from, to, (err) => cb(err)));
+    }
+  }
+}

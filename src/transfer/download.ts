@@ -1,0 +1,208 @@
+// Downloads remote sources into a local target, never writing outside it whatever names the server sends.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import posix from 'node:path/posix';
+import { classifyLocalError } from '../classify.js';
+import { SafeScpError, usageError } from '../errors.js';
+import type { RemoteFs, RemoteStats } from '../ssh/remote-fs.js';
+import { pool, tempName, type TransferState } from './progress.js';
+
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+
+export interface DownloadOptions {
+  readonly recursive: boolean;
+  readonly preserve: boolean;
+  readonly chunkSize: number;
+  readonly requestsInFlight: number;
+  readonly filesInFlight: number;
+}
+
+interface RemoteItem {
+  readonly type: 'file' | 'dir';
+  readonly remote: string;
+  /** Local path segments below the destination root. */
+  readonly segments: readonly string[];
+  readonly attrs: RemoteStats;
+}
+
+/** A name from the server is used only when it is a single, ordinary path segment. */
+export function safeSegment(name: string): boolean {
+  return name !== '' && name !== '.' && name !== '..' && !name.includes('/') && !name.includes('\\') && !name.includes('\0');
+}
+
+async function walkRemote(rfs: RemoteFs, source: string, recursive: boolean, state: TransferState): Promise<RemoteItem[]> {
+  const st = await rfs.stat(source);
+  const kind = st.mode & S_IFMT;
+  if (kind === S_IFREG) return [{ type: 'file', remote: source, segments: [], attrs: st }];
+  if (kind !== S_IFDIR) throw new SafeScpError('remote-failure', `remote ${source}: not a regular file or directory`, { phase: 'transfer', remotePath: source });
+  if (!recursive) throw usageError(`remote ${source}: is a directory (use -r to copy directories)`);
+  const items: RemoteItem[] = [{ type: 'dir', remote: source, segments: [], attrs: st }];
+  const queue: RemoteItem[] = [items[0] as RemoteItem];
+  while (queue.length > 0) {
+    const dir = queue.shift() as RemoteItem;
+    const entries = await rfs.readdir(dir.remote);
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const entry of entries) {
+      if (entry.name === '.' || entry.name === '..') continue;
+      if (!safeSegment(entry.name)) {
+        throw new SafeScpError('remote-failure', `refusing unsafe file name from the server in ${dir.remote}: ${JSON.stringify(entry.name)}`, {
+          phase: 'transfer',
+          remotePath: dir.remote,
+        });
+      }
+      const child: RemoteItem = {
+        type: (entry.attrs.mode & S_IFMT) === S_IFDIR ? 'dir' : 'file',
+        remote: posix.join(dir.remote, entry.name),
+        segments: [...dir.segments, entry.name],
+        attrs: entry.attrs,
+      };
+      const kindOf = entry.attrs.mode & S_IFMT;
+      if (kindOf === S_IFDIR) {
+        items.push(child);
+        queue.push(child);
+      } else if (kindOf === S_IFREG) {
+        items.push(child);
+      } else {
+        state.emit({ kind: 'debug', message: `skipping remote ${child.remote}: not a regular file or directory` });
+      }
+    }
+  }
+  return items;
+}
+
+/** Creates a directory, refusing to go through an existing symlink (which could lead outside the target). */
+async function ensureLocalDir(dir: string, mode: number): Promise<void> {
+  try {
+    await fs.mkdir(dir, { mode });
+  } catch (err: unknown) {
+    const st = await fs.lstat(dir).catch(() => undefined);
+    if (!st?.isDirectory()) throw classifyLocalError(err, 'mkdir', dir);
+  }
+}
+
+export async function download(rfs: RemoteFs, sources: readonly string[], target: string, options: DownloadOptions, state: TransferState): Promise<void> {
+  for (const temp of [...state.temps]) {
+    await fs.rm(temp, { force: true });
+    state.temps.delete(temp);
+  }
+  const targetAbs = path.resolve(target);
+  const targetStat = await fs.stat(targetAbs).catch(() => undefined);
+  if (sources.length > 1 && !targetStat?.isDirectory()) {
+    throw usageError(`local target ${target} is not a directory (copying ${sources.length} sources needs one)`);
+  }
+  for (const source of sources) {
+    const items = await walkRemote(rfs, source === '' ? '.' : source, options.recursive, state);
+    const first = items[0] as RemoteItem;
+    const name = posix.basename(first.remote === '.' ? await rfs.realpath('.') : first.remote);
+    let root: string;
+    if (targetStat?.isDirectory()) {
+      if (!safeSegment(name)) throw new SafeScpError('remote-failure', `refusing unsafe remote name ${JSON.stringify(name)}`, { phase: 'transfer' });
+      root = path.join(targetAbs, name);
+    } else {
+      root = targetAbs;
+      const parent = await fs.stat(path.dirname(root)).catch(() => undefined);
+      if (!parent?.isDirectory()) throw new SafeScpError('local-source-missing', `local directory ${path.dirname(target)} does not exist`, { phase: 'local' });
+    }
+    const localPath = (item: RemoteItem): string => {
+      const p = path.join(root, ...item.segments);
+      if (p !== root && !p.startsWith(root + path.sep)) throw new SafeScpError('remote-failure', `refusing to write outside ${root}`, { phase: 'transfer' });
+      return p;
+    };
+    for (const dir of items.filter((i) => i.type === 'dir')) {
+      await ensureLocalDir(localPath(dir), options.preserve ? dir.attrs.mode & 0o7777 : 0o755);
+    }
+    const files = items.filter((i) => i.type === 'file' && !state.done.has(localPath(i)));
+    await pool(files, options.filesInFlight, (file) => downloadFile(rfs, file, localPath(file), options, state));
+    if (options.preserve) {
+      for (const dir of items.filter((i) => i.type === 'dir').reverse()) {
+        await fs.utimes(localPath(dir), dir.attrs.atime, dir.attrs.mtime);
+      }
+    }
+  }
+}
+
+async function downloadFile(rfs: RemoteFs, item: RemoteItem, dest: string, options: DownloadOptions, state: TransferState): Promise<void> {
+  const started = Date.now();
+  const existing = await fs.lstat(dest).catch(() => undefined);
+  if (existing?.isDirectory()) throw new SafeScpError('local-io', `${dest} is a directory; cannot replace it with a file`, { phase: 'local' });
+  const temp = path.join(path.dirname(dest), tempName(path.basename(dest)));
+  const mode = options.preserve ? item.attrs.mode & 0o7777 : existing ? existing.mode & 0o7777 : item.attrs.mode & 0o777 & ~process.umask();
+  const handle = await rfs.open(item.remote, 'r');
+  state.temps.add(temp);
+  const local = await fs.open(temp, 'wx', 0o600).catch((err: unknown) => {
+    throw classifyLocalError(err, 'create', temp);
+  });
+  try {
+    const size = await readAll(rfs, handle, item, local, options, state);
+    await local.chmod(mode);
+    if (options.preserve) await local.utimes(item.attrs.atime, item.attrs.mtime);
+    await local.close();
+    const st = await fs.stat(temp);
+    if (st.size !== size) throw new SafeScpError('verify-failed', `size check failed for ${dest}`, { phase: 'verify' });
+    await fs.rename(temp, dest);
+    state.temps.delete(temp);
+    state.done.set(dest, { source: item.remote, target: dest, bytes: size, verified: true });
+    state.emit({ kind: 'file-done', source: item.remote, target: dest, bytes: size, skipped: false, durationMs: Date.now() - started });
+  } catch (err: unknown) {
+    await local.close().catch(() => undefined);
+    await fs.rm(temp, { force: true });
+    state.temps.delete(temp);
+    throw err;
+  } finally {
+    await rfs.close(handle, item.remote).catch(() => undefined);
+  }
+}
+
+/** Pipelined reads until end of file; the size is not trusted from stat (it may change). */
+async function readAll(rfs: RemoteFs, handle: Buffer, item: RemoteItem, local: fs.FileHandle, options: DownloadOptions, state: TransferState): Promise<number> {
+  const chunk = Math.max(1024, Math.min(options.chunkSize, rfs.maxReadLength));
+  const expected = item.attrs.size;
+  let offset = 0;
+  let eof = false;
+  let total = 0;
+  let failure: unknown;
+  const inFlight = new Set<Promise<void>>();
+  const readAt = (position: number, length: number): Promise<void> => {
+    const buffer = Buffer.allocUnsafe(length);
+    const request: Promise<void> = (async () => {
+      let got = 0;
+      // A server may answer a read with fewer bytes than asked; read the rest of this span.
+      while (got < length) {
+        const n = await rfs.read(handle, buffer.subarray(got), length - got, position + got, item.remote);
+        if (n === 0) {
+          eof = true;
+          break;
+        }
+        got += n;
+      }
+      if (got > 0) {
+        await local.write(buffer, 0, got, position);
+        total = Math.max(total, position + got);
+        state.progress(got);
+      }
+    })().then(
+      () => {
+        inFlight.delete(request);
+      },
+      (err: unknown) => {
+        inFlight.delete(request);
+        failure ??= err;
+      },
+    );
+    return request;
+  };
+  while (!eof && failure === undefined) {
+    state.checkAborted();
+    // Past the expected size, read one chunk at a time until EOF (the file may have grown).
+    const length = offset < expected ? Math.min(chunk, expected - offset) : chunk;
+    inFlight.add(readAt(offset, length));
+    offset += length;
+    await state.limiter.take(length);
+    if (inFlight.size >= (offset < expected ? options.requestsInFlight : 1)) await Promise.race(inFlight);
+  }
+  await Promise.all(inFlight);
+  if (failure !== undefined) throw failure;
+  return total;
+}

@@ -1,0 +1,84 @@
+// Walks local sources into a list of directories and files, never following a symlink out of its tree.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { classifyLocalError } from '../classify.js';
+import { usageError } from '../errors.js';
+import type { EventSink } from '../log/events.js';
+
+export interface LocalItem {
+  readonly type: 'file' | 'dir';
+  /** Absolute local path to read. */
+  readonly path: string;
+  /** Path relative to the source operand ('' for the operand itself), '/'-separated. */
+  readonly rel: string;
+  readonly size: number;
+  readonly mode: number;
+  readonly atimeMs: number;
+  readonly mtimeMs: number;
+}
+
+export interface LocalSource {
+  /** The operand as the user wrote it. */
+  readonly operand: string;
+  readonly name: string;
+  readonly type: 'file' | 'dir';
+  /** Directories first (parents before children), then files. */
+  readonly items: readonly LocalItem[];
+}
+
+function item(type: 'file' | 'dir', abs: string, rel: string, st: import('node:fs').Stats): LocalItem {
+  return { type, path: abs, rel, size: type === 'file' ? st.size : 0, mode: st.mode & 0o7777, atimeMs: st.atimeMs, mtimeMs: st.mtimeMs };
+}
+
+/** Reads one source operand. Top-level symlinks are followed (as scp does); inner ones only within the tree. */
+export async function scanLocalSource(operand: string, recursive: boolean, emit: EventSink): Promise<LocalSource> {
+  const abs = path.resolve(operand);
+  const st = await fs.stat(abs).catch((err: unknown) => {
+    throw classifyLocalError(err, 'stat', operand);
+  });
+  const name = path.basename(abs);
+  if (st.isFile()) return { operand, name, type: 'file', items: [item('file', abs, '', st)] };
+  if (!st.isDirectory()) throw usageError(`${operand}: not a regular file or directory`);
+  if (!recursive) throw usageError(`${operand}: is a directory (use -r to copy directories)`);
+
+  const root = await fs.realpath(abs);
+  const dirs: LocalItem[] = [item('dir', abs, '', st)];
+  const files: LocalItem[] = [];
+  const visited = new Set<string>([root]);
+  const queue: Array<{ abs: string; rel: string }> = [{ abs, rel: '' }];
+  while (queue.length > 0) {
+    const dir = queue.shift() as { abs: string; rel: string };
+    const entries = await fs.readdir(dir.abs, { withFileTypes: true }).catch((err: unknown) => {
+      throw classifyLocalError(err, 'readdir', dir.abs);
+    });
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const entry of entries) {
+      const childAbs = path.join(dir.abs, entry.name);
+      const childRel = dir.rel ? `${dir.rel}/${entry.name}` : entry.name;
+      let childStat: import('node:fs').Stats;
+      if (entry.isSymbolicLink()) {
+        const real = await fs.realpath(childAbs).catch(() => undefined);
+        if (!real || (real !== root && !real.startsWith(root + path.sep))) {
+          emit({ kind: 'debug', message: `skipping symlink ${childRel}: it points outside ${operand}` });
+          continue;
+        }
+        childStat = await fs.stat(childAbs);
+        if (childStat.isDirectory()) {
+          if (visited.has(real)) continue;
+          visited.add(real);
+        }
+      } else {
+        childStat = await fs.lstat(childAbs);
+      }
+      if (childStat.isDirectory()) {
+        dirs.push(item('dir', childAbs, childRel, childStat));
+        queue.push({ abs: childAbs, rel: childRel });
+      } else if (childStat.isFile()) {
+        files.push(item('file', childAbs, childRel, childStat));
+      } else {
+        emit({ kind: 'debug', message: `skipping ${childRel}: not a regular file` });
+      }
+    }
+  }
+  return { operand, name, type: 'dir', items: [...dirs, ...files] };
+}

@@ -1,0 +1,65 @@
+// Shared per-run transfer state: what is done (kept across retries), temp files to clean, progress time.
+import type { BandwidthLimiter } from '../throttle/bandwidth.js';
+import type { EventSink } from '../log/events.js';
+
+export interface FileResult {
+  source: string;
+  target: string;
+  bytes: number;
+  verified: boolean;
+}
+
+export class TransferState {
+  /** Targets already written and verified; a retry skips them. */
+  readonly done = new Map<string, FileResult>();
+  /** Remote or local temporary files that may still exist (removed on the next chance). */
+  readonly temps = new Set<string>();
+  lastProgress = Date.now();
+  bytes = 0;
+
+  /** Set per attempt: when it aborts, transfers stop between requests and remove their temp files. */
+  signal: AbortSignal | undefined;
+
+  constructor(
+    readonly emit: EventSink,
+    readonly limiter: BandwidthLimiter,
+  ) {}
+
+  /** Throws the abort reason when the run was interrupted; called between requests. */
+  checkAborted(): void {
+    if (this.signal?.aborted) throw this.signal.reason;
+  }
+
+  progress(bytes: number): void {
+    this.bytes += bytes;
+    this.lastProgress = Date.now();
+  }
+}
+
+/** A temporary name beside the final one: same directory, so the rename stays on one file system. */
+export function tempName(base: string): string {
+  const rand = Math.random().toString(36).slice(2, 10);
+  return `.${base.slice(0, 180)}.safe-scp-${rand}.part`;
+}
+
+/** Runs `work` over `items` with at most `limit` at once; the first failure stops new work and is thrown. */
+export async function pool<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: unknown;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    while (!failed && next < items.length) {
+      const current = items[next++] as T;
+      try {
+        await work(current);
+      } catch (err: unknown) {
+        if (!failed) {
+          failed = true;
+          failure = err;
+        }
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failed) throw failure;
+}

@@ -1,0 +1,194 @@
+// Uploads local sources: directories first, then files through a temp name, verified, renamed into place.
+import fs from 'node:fs/promises';
+import path from 'node:path/posix';
+import { classifyLocalError } from '../classify.js';
+import { SafeScpError } from '../errors.js';
+import type { RemoteFs, RemoteStats } from '../ssh/remote-fs.js';
+import type { LocalItem, LocalSource } from './local-tree.js';
+import { pool, tempName, type TransferState } from './progress.js';
+
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const isDir = (st: RemoteStats | undefined): boolean => st !== undefined && (st.mode & S_IFMT) === S_IFDIR;
+
+export interface UploadOptions {
+  readonly preserve: boolean;
+  /** Bytes per SFTP write request. */
+  readonly chunkSize: number;
+  /** Write requests in flight per file. */
+  readonly requestsInFlight: number;
+  /** Files in flight at once. */
+  readonly filesInFlight: number;
+}
+
+export const UPLOAD_DEFAULTS: UploadOptions = { preserve: false, chunkSize: 128 * 1024, requestsInFlight: 16, filesInFlight: 16 };
+
+interface Job {
+  readonly item: LocalItem;
+  readonly remote: string;
+  /** Mode to give a replaced file when -p is not set (scp keeps the existing file's mode). */
+  readonly existingMode: number | undefined;
+}
+
+function remoteJoin(base: string, rel: string): string {
+  if (!rel) return base;
+  return base === '' ? rel : path.join(base, rel);
+}
+
+/** Where each source lands, following scp: into TARGET/<name> when TARGET is a directory. */
+async function destinations(rfs: RemoteFs, sources: readonly LocalSource[], target: string): Promise<string[]> {
+  const dest = target === '' ? '.' : target;
+  const st = await rfs.statOrUndefined(dest);
+  if (isDir(st)) return sources.map((s) => path.join(dest, s.name));
+  if (sources.length > 1) {
+    throw new SafeScpError('remote-no-such-path', `remote target ${dest} is not a directory (copying ${sources.length} sources needs one)`, { phase: 'transfer', remotePath: dest });
+  }
+  if (st === undefined) {
+    if (dest.endsWith('/')) throw new SafeScpError('remote-no-such-path', `remote directory ${dest} does not exist`, { phase: 'transfer', remotePath: dest });
+    const parent = path.dirname(dest);
+    if (!isDir(await rfs.statOrUndefined(parent))) {
+      throw new SafeScpError('remote-no-such-path', `remote directory ${parent} does not exist`, { phase: 'transfer', remotePath: parent });
+    }
+  } else if ((sources[0] as LocalSource).type === 'dir') {
+    throw new SafeScpError('remote-failure', `remote target ${dest} exists and is not a directory`, { phase: 'transfer', remotePath: dest });
+  }
+  return [dest];
+}
+
+async function ensureDir(rfs: RemoteFs, remote: string, mode: number): Promise<void> {
+  try {
+    await rfs.mkdir(remote, mode);
+  } catch (err: unknown) {
+    // mkdir fails with a generic FAILURE when the directory exists; only then is it fine.
+    const st = await rfs.statOrUndefined(remote);
+    if (!isDir(st)) throw err;
+  }
+}
+
+/** Uploads every source; files already in `state.done` are skipped (a retry does not resend them). */
+export async function upload(rfs: RemoteFs, sources: readonly LocalSource[], target: string, options: UploadOptions, state: TransferState): Promise<void> {
+  await removeTemps(rfs, state);
+  const dests = await destinations(rfs, sources, target);
+  const jobs: Job[] = [];
+  for (const [i, source] of sources.entries()) {
+    const base = dests[i] as string;
+    for (const item of source.items) {
+      const remote = remoteJoin(base, item.rel);
+      if (item.type === 'dir') continue;
+      if (state.done.has(remote)) continue;
+      jobs.push({ item, remote, existingMode: undefined });
+    }
+    // Parents before children; siblings at one depth in parallel.
+    const dirs = source.items.filter((it) => it.type === 'dir');
+    const depths = new Map<number, LocalItem[]>();
+    for (const d of dirs) {
+      const depth = d.rel === '' ? 0 : d.rel.split('/').length;
+      depths.set(depth, [...(depths.get(depth) ?? []), d]);
+    }
+    for (const depth of [...depths.keys()].sort((a, b) => a - b)) {
+      await pool(depths.get(depth) ?? [], options.filesInFlight, (d) =>
+        ensureDir(rfs, remoteJoin(base, d.rel), options.preserve ? d.mode & 0o7777 : 0o755),
+      );
+    }
+  }
+  await pool(jobs, options.filesInFlight, (job) => uploadFile(rfs, job, options, state));
+  if (options.preserve) {
+    for (const [i, source] of sources.entries()) {
+      for (const d of source.items.filter((it) => it.type === 'dir').reverse()) {
+        await rfs.setstat(remoteJoin(dests[i] as string, d.rel), { mode: d.mode, atime: d.atimeMs / 1000, mtime: d.mtimeMs / 1000 });
+      }
+    }
+  }
+}
+
+async function removeTemps(rfs: RemoteFs, state: TransferState): Promise<void> {
+  for (const temp of [...state.temps]) {
+    await rfs.unlink(temp).catch(() => undefined);
+    state.temps.delete(temp);
+  }
+}
+
+async function uploadFile(rfs: RemoteFs, job: Job, options: UploadOptions, state: TransferState): Promise<void> {
+  const started = Date.now();
+  const { item, remote } = job;
+  const temp = path.join(path.dirname(remote), tempName(path.basename(remote)));
+  const existing = options.preserve ? undefined : await rfs.statOrUndefined(remote);
+  if (existing && isDir(existing)) {
+    throw new SafeScpError('remote-failure', `remote ${remote} is a directory; cannot replace it with a file`, { phase: 'transfer', remotePath: remote });
+  }
+  // Never wider than the source; a replaced file keeps its mode, as scp does.
+  const mode = options.preserve ? item.mode & 0o7777 : existing ? existing.mode & 0o7777 : item.mode & 0o777;
+
+  const local = await fs.open(item.path, 'r').catch((err: unknown) => {
+    throw classifyLocalError(err, 'open', item.path);
+  });
+  state.temps.add(temp);
+  let handle: Buffer | undefined;
+  try {
+    handle = await rfs.open(temp, 'wx', mode);
+    await writeAll(rfs, handle, temp, local, item.size, options, state);
+    const st = await rfs.fstat(handle, temp);
+    if (st.size !== item.size) {
+      throw new SafeScpError('verify-failed', `size check failed for ${remote}: wrote ${item.size} bytes, server has ${st.size}`, { phase: 'verify', remotePath: remote });
+    }
+    // The server's umask may have narrowed the mode given at open; set it exactly.
+    await rfs.fsetstat(handle, options.preserve ? { mode, atime: item.atimeMs / 1000, mtime: item.mtimeMs / 1000 } : { mode }, temp);
+    await rfs.close(handle, temp);
+    handle = undefined;
+    await rfs.replace(temp, remote);
+    state.temps.delete(temp);
+  } catch (err: unknown) {
+    if (handle) await rfs.close(handle, temp).catch(() => undefined);
+    await rfs.unlink(temp).then(
+      () => state.temps.delete(temp),
+      () => undefined,
+    );
+    throw err;
+  } finally {
+    await local.close();
+  }
+  state.done.set(remote, { source: item.path, target: remote, bytes: item.size, verified: true });
+  state.emit({ kind: 'file-done', source: item.path, target: remote, bytes: item.size, skipped: false, durationMs: Date.now() - started });
+}
+
+/** Pipelined writes: up to `requestsInFlight` WRITE requests outstanding (a plain stream crawls, see faults-and-perf.md 3). */
+async function writeAll(
+  rfs: RemoteFs,
+  handle: Buffer,
+  temp: string,
+  local: fs.FileHandle,
+  size: number,
+  options: UploadOptions,
+  state: TransferState,
+): Promise<void> {
+  const chunk = Math.max(1024, Math.min(options.chunkSize, rfs.maxWriteLength));
+  let offset = 0;
+  let failure: unknown;
+  const inFlight = new Set<Promise<void>>();
+  while (offset < size && failure === undefined) {
+    state.checkAborted();
+    const length = Math.min(chunk, size - offset);
+    const buffer = Buffer.allocUnsafe(length);
+    const position = offset;
+    offset += length;
+    const { bytesRead } = await local.read(buffer, 0, length, position);
+    if (bytesRead !== length) {
+      throw new SafeScpError('local-io', `${temp}: source file changed size while it was read`, { phase: 'local' });
+    }
+    await state.limiter.take(length);
+    const request: Promise<void> = rfs.write(handle, buffer, position, temp).then(
+      () => {
+        inFlight.delete(request);
+        state.progress(length);
+      },
+      (err: unknown) => {
+        inFlight.delete(request);
+        failure ??= err;
+      },
+    );
+    inFlight.add(request);
+    if (inFlight.size >= options.requestsInFlight) await Promise.race(inFlight);
+  }
+  await Promise.all(inFlight);
+  if (failure !== undefined) throw failure;
+}

@@ -1,0 +1,135 @@
+// Builds the throttle module as plain JS and runs child node processes that use it, for the cross-process tests.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import ts from 'typescript';
+
+const SRC = path.resolve('src/throttle');
+
+/**
+ * Transpiles the limiter's modules into a temp dir (children cannot load .ts; a per-file transpile takes
+ * milliseconds, unlike a full tsc run, and does not depend on anyone's dist/ build).
+ */
+export async function buildThrottleForChildren(): Promise<string> {
+  const out = await mkdtemp(path.join(os.tmpdir(), 'safe-scp-throttle-build-'));
+  // Only the limiter's own files: other modules in src/throttle are not needed and may import more.
+  for (const name of ['host-limiter.ts', 'state-dir.ts']) {
+    const source = await readFile(path.join(SRC, name), 'utf8');
+    const { outputText } = ts.transpileModule(source, {
+      compilerOptions: { module: ts.ModuleKind.NodeNext, target: ts.ScriptTarget.ES2022 },
+      fileName: name.replace(/\.ts$/, '.mts'),
+    });
+    await writeFile(path.join(out, name.replace(/\.ts$/, '.js')), outputText);
+  }
+  // "type": "module" so the emitted .js files load as ESM with their './x.js' imports unchanged.
+  await writeFile(path.join(out, 'package.json'), '{"type":"module"}\n');
+  await writeFile(path.join(out, 'child.mjs'), CHILD);
+  return out;
+}
+
+/** What each child does: wait for the go file, acquire, log, hold, log, release (or hang holding the slot). */
+const CHILD = `
+import { appendFileSync, existsSync } from 'node:fs';
+import { acquireHostSlot } from './host-limiter.js';
+const cfg = JSON.parse(process.argv[2]);
+const log = (event, extra = {}) => appendFileSync(cfg.log, JSON.stringify({ pid: process.pid, event, t: Date.now(), ...extra }) + '\\n');
+log('ready');
+while (cfg.goFile && !existsSync(cfg.goFile)) await new Promise((r) => setTimeout(r, 5));
+const slot = await acquireHostSlot(cfg.host, {
+  stateDir: cfg.stateDir, concurrency: cfg.concurrency, intervalMs: cfg.intervalMs, maxWaitMs: 15000,
+});
+log('start', { startedAt: slot.startedAt, waitedMs: slot.waitedMs });
+if (cfg.hang) {
+  setInterval(() => undefined, 1000);
+} else {
+  await new Promise((r) => setTimeout(r, cfg.holdMs));
+  log('end');
+  await slot.release();
+}
+`;
+
+export interface ChildConfig {
+  stateDir: string;
+  host: string;
+  concurrency: number;
+  intervalMs: number;
+  holdMs: number;
+  log: string;
+  goFile?: string;
+  hang?: boolean;
+}
+
+export interface LogEvent {
+  pid: number;
+  event: 'ready' | 'start' | 'end';
+  t: number;
+  startedAt?: number;
+  waitedMs?: number;
+}
+
+export function startChild(buildDir: string, config: ChildConfig): ChildProcess {
+  return spawn(process.execPath, [path.join(buildDir, 'child.mjs'), JSON.stringify(config)], { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+/** Resolves with the exit code; kills (by its own pid) a child that overstays `timeoutMs`. */
+export function waitForExit(child: ChildProcess, timeoutMs: number): Promise<number | null> {
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve, reject) => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      resolve(child.exitCode);
+      return;
+    }
+    const timer = setTimeout(() => {
+      if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+      reject(new Error(`child ${child.pid} did not finish within ${timeoutMs} ms; stderr: ${stderr}`));
+    }, timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      if (code !== 0 && code !== null) reject(new Error(`child ${child.pid} exited ${code}; stderr: ${stderr}`));
+      else resolve(code);
+    });
+  });
+}
+
+export async function readLog(file: string): Promise<LogEvent[]> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as LogEvent);
+}
+
+export async function waitForLog(file: string, predicate: (events: LogEvent[]) => boolean, timeoutMs: number): Promise<LogEvent[]> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const events = await readLog(file);
+    if (predicate(events)) return events;
+    if (Date.now() > until) throw new Error(`log condition not met within ${timeoutMs} ms: ${JSON.stringify(events)}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Most holders at once, from start/end events; on equal times the end counts first (it was logged before release). */
+export function maxOverlap(events: LogEvent[]): number {
+  const edges = events
+    .filter((e) => e.event === 'start' || e.event === 'end')
+    .map((e) => ({ t: e.t, delta: e.event === 'start' ? 1 : -1 }))
+    .sort((a, b) => a.t - b.t || a.delta - b.delta);
+  let current = 0;
+  let max = 0;
+  for (const edge of edges) {
+    current += edge.delta;
+    max = Math.max(max, current);
+  }
+  return max;
+}
+
+/** A pid that certainly belonged to a process that has exited. */
+export async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+  await new Promise((resolve) => child.once('exit', resolve));
+  if (child.pid === undefined) throw new Error('no pid');
+  return child.pid;
+}

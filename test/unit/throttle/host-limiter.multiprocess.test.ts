@@ -1,0 +1,119 @@
+// Cross-process behaviour of the host limiter: real child node processes sharing one state dir.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { jest } from '@jest/globals';
+import { acquireHostSlot, hostStateDir, HostSlotTimeoutError } from '../../../src/throttle/host-limiter.js';
+import {
+  buildThrottleForChildren,
+  deadPid,
+  maxOverlap,
+  readLog,
+  startChild,
+  waitForExit,
+  waitForLog,
+  type ChildConfig,
+} from './child-harness.js';
+
+jest.setTimeout(20_000);
+
+let buildDir: string;
+let work: string;
+
+beforeAll(async () => {
+  buildDir = await buildThrottleForChildren();
+  work = await mkdtemp(path.join(os.tmpdir(), 'safe-scp-throttle-mp-'));
+});
+
+afterAll(async () => {
+  await rm(buildDir, { recursive: true, force: true });
+  await rm(work, { recursive: true, force: true });
+});
+
+/** Starts `count` children, releases them together once all are up, and returns the log. */
+async function runGroup(name: string, count: number, config: Omit<ChildConfig, 'log' | 'goFile' | 'stateDir'>) {
+  const stateDir = path.join(work, name);
+  const log = path.join(work, `${name}.log`);
+  const goFile = path.join(work, `${name}.go`);
+  const children = Array.from({ length: count }, () => startChild(buildDir, { ...config, stateDir, log, goFile }));
+  const exits = children.map((child) => waitForExit(child, 15_000));
+  await waitForLog(log, (events) => events.filter((e) => e.event === 'ready').length === count, 10_000);
+  await writeFile(goFile, '');
+  await Promise.all(exits);
+  return { events: await readLog(log), stateDir };
+}
+
+test('concurrency 1 across 6 processes: never two holders at once, even racing to break a stale lock', async () => {
+  const host = '127.0.0.1:2222';
+  // A mutex left by a dead process: all six must get past it, and only one may remove it.
+  const dir = await hostStateDir(path.join(work, 'c1'), host);
+  const pid = await deadPid();
+  await writeFile(path.join(dir, 'lock'), JSON.stringify({ pid, hostname: os.hostname(), createdAt: Date.now(), token: `${pid}-dead` }));
+
+  const started = Date.now();
+  const { events } = await runGroup('c1', 6, { host, concurrency: 1, intervalMs: 0, holdMs: 80 });
+  const starts = events.filter((e) => e.event === 'start');
+  expect(starts).toHaveLength(6);
+  expect(events.filter((e) => e.event === 'end')).toHaveLength(6);
+  expect(maxOverlap(events)).toBe(1);
+  // Hand-over latency: from one holder's end to the next holder's start (polling is 20-100 ms).
+  const edges = events.filter((e) => e.event !== 'ready').sort((a, b) => a.t - b.t);
+  const handovers = edges.flatMap((e, i) => (e.event === 'start' && edges[i - 1]?.event === 'end' ? [e.t - (edges[i - 1]?.t ?? 0)] : []));
+  console.log(
+    `c=1, 6 processes, hold 80 ms: max overlap ${maxOverlap(events)}, hand-overs ${handovers.join(', ')} ms, ` +
+      `wall ${Date.now() - started} ms (incl. spawning)`,
+  );
+});
+
+test('concurrency 2 across 6 processes: at most two holders, and two is reached', async () => {
+  const started = Date.now();
+  const { events } = await runGroup('c2', 6, { host: '[::1]:22', concurrency: 2, intervalMs: 0, holdMs: 150 });
+  expect(events.filter((e) => e.event === 'start')).toHaveLength(6);
+  expect(maxOverlap(events)).toBe(2);
+  console.log(`c=2, 6 processes, hold 150 ms: max overlap ${maxOverlap(events)}, wall ${Date.now() - started} ms`);
+});
+
+test('intervalMs 200 across 5 processes: attempt starts at least 200 ms apart', async () => {
+  const { events } = await runGroup('interval', 5, { host: 'deploy.example.com:22', concurrency: 5, intervalMs: 200, holdMs: 10 });
+  const starts = events.filter((e) => e.event === 'start');
+  expect(starts).toHaveLength(5);
+  // startedAt is the time compared under the mutex; t is when the child logged it (a few ms later).
+  const ordered = [...starts].sort((a, b) => (a.startedAt ?? 0) - (b.startedAt ?? 0));
+  const recordedGaps: number[] = [];
+  const loggedGaps: number[] = [];
+  for (let i = 1; i < ordered.length; i += 1) {
+    const prev = ordered[i - 1];
+    const next = ordered[i];
+    if (prev?.startedAt === undefined || next?.startedAt === undefined) throw new Error('start without startedAt');
+    recordedGaps.push(next.startedAt - prev.startedAt);
+    loggedGaps.push(next.t - prev.t);
+    expect(next.startedAt - prev.startedAt).toBeGreaterThanOrEqual(200);
+    // Wall-clock log times agree, up to the predecessor's own delay between taking the slot and logging.
+    expect(next.t - prev.t).toBeGreaterThanOrEqual(200 - (prev.t - prev.startedAt));
+  }
+  // And not wildly more: the wait is slept out precisely, not polled.
+  for (const gap of recordedGaps) expect(gap).toBeLessThan(400);
+  console.log(`interval 200 ms: recorded gaps ${recordedGaps.join(', ')} ms; logged gaps ${loggedGaps.join(', ')} ms`);
+});
+
+test('a slot left by a SIGKILLed holder is recovered at once', async () => {
+  const stateDir = path.join(work, 'killed');
+  const log = path.join(work, 'killed.log');
+  const host = '10.0.0.7:22';
+  const child = startChild(buildDir, { stateDir, host, concurrency: 1, intervalMs: 0, holdMs: 0, log, hang: true });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  try {
+    await waitForLog(log, (events) => events.some((e) => e.event === 'start'), 10_000);
+    // While the child lives its slot is honoured.
+    await expect(acquireHostSlot(host, { stateDir, concurrency: 1, intervalMs: 0, maxWaitMs: 150 })).rejects.toThrow(HostSlotTimeoutError);
+  } finally {
+    if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
+  }
+  await exited;
+  const before = Date.now();
+  const slot = await acquireHostSlot(host, { stateDir, concurrency: 1, intervalMs: 0, maxWaitMs: 5_000 });
+  const took = Date.now() - before;
+  await slot.release();
+  expect(slot.waitedMs).toBeLessThan(100);
+  console.log(`stale slot of SIGKILLed pid ${child.pid} recovered: waitedMs ${slot.waitedMs}, call took ${took} ms`);
+});
