@@ -8,6 +8,7 @@ const common = {
 };
 
 export default {
+  testTimeout: 180_000,
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
     {

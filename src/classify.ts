@@ -18,6 +18,8 @@ export interface ConnectTrace {
   tcpMs?: number;
   algorithms?: Record<string, string>;
   hostKey?: { type: string; fingerprint: string };
+  /** Host key algorithms offered, when restricted to the pinned types. */
+  pinnedKeyAlgorithms?: readonly string[];
   /** The host-key decision when it refused the key (more precise than ssh2's "Host denied"). */
   hostKeyRefusal?: { code: CauseCode; message: string; details: Record<string, unknown> };
 }
@@ -45,10 +47,14 @@ export function preBannerText(trace: ConnectTrace): string {
   return stripControl(trace.preBanner.toString('latin1')).trim();
 }
 
+/** Terminal escape sequences as a whole (CSI, OSC, other ESC sequences, C1 CSI), so no `[31m` residue is left. */
+// eslint-disable-next-line no-control-regex
+const ESCAPES = /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)?|\u001b[ -/]*[0-~]|\u009b[0-?]*[ -/]*[@-~]/g;
+
 export function stripControl(text: string): string {
   // Keep newlines out too: server text is shown inside our own single-line messages.
   // eslint-disable-next-line no-control-regex
-  return text.replace(/\r?\n/g, ' ').replace(/[\u0000-\u001f\u007f-\u009f]/g, '').slice(0, 500);
+  return text.replace(/\r?\n/g, ' ').replace(ESCAPES, '').replace(/[\u0000-\u001f\u007f-\u009f]/g, '').slice(0, 500);
 }
 
 function looksLikeSsh(buf: Buffer): boolean {
@@ -102,8 +108,21 @@ export function classifyConnectFailure(trace: ConnectTrace, err: unknown): SafeS
     }
     case 'kex':
     case 'host-key':
+      if (trace.pinnedKeyAlgorithms && /no matching host key/i.test(message)) {
+        // Only the pinned key types were offered and the server has none of them: a changed key, not a setup error.
+        return new SafeScpError('host-key-changed', `host key CHANGED for ${where}: the server offers none of the pinned key types (${trace.pinnedKeyAlgorithms.join(', ')})`, {
+          ...base,
+          phase: 'host-key',
+          details: { pinnedTypes: [...trace.pinnedKeyAlgorithms] },
+        });
+      }
       if (/no matching|handshake failed/i.test(message) && level === 'handshake') {
         return make('kex-no-common-algorithm', `no common algorithm with ${where}: ${message}`, 'kex');
+      }
+      // The verifier refused the key without recording why (it threw, e.g. accept-new could not write
+      // known_hosts): still a host-key refusal, never a transient loss to retry.
+      if (/Host denied/i.test(message) && level === 'handshake') {
+        return make('host-key-unknown', `the host key of ${where} was not accepted (${message})`, 'host-key');
       }
       if (trace.ending === 'timeout') return make('kex-timeout', `key exchange with ${where} did not finish in time`, 'kex');
       return make('connection-lost-in-handshake', `connection to ${where} lost during key exchange (${sockCode ?? (trace.ending === 'close' ? 'closed' : message)})`, 'kex');
@@ -130,7 +149,13 @@ const SFTP_STATUS: Readonly<Record<number, CauseCode>> = {
   3: 'remote-permission-denied',
   4: 'remote-failure',
   8: 'remote-failure',
+  // SFTP v5+ (some servers send them regardless of the negotiated version).
+  14: 'remote-disk-full',
+  15: 'remote-disk-full',
 };
+
+/** OpenSSH's sftp-server maps ENOSPC to a bare SSH_FX_FAILURE; other servers say it in the message. */
+const DISK_FULL = /no space left|disk full|quota exceeded|insufficient (?:disk )?space/i;
 
 /** Maps an error from an SFTP request. */
 export function classifySftpError(err: unknown, op: string, path: string): SafeScpError {
@@ -138,7 +163,7 @@ export function classifySftpError(err: unknown, op: string, path: string): SafeS
   const e = (typeof err === 'object' && err !== null ? err : {}) as Coded;
   const message = typeof e.message === 'string' ? e.message : String(err);
   if (typeof e.code === 'number') {
-    const cause = SFTP_STATUS[e.code] ?? 'remote-failure';
+    const cause = DISK_FULL.test(message) ? 'remote-disk-full' : (SFTP_STATUS[e.code] ?? 'remote-failure');
     const what =
       cause === 'remote-no-such-path' ? 'no such file or directory' : cause === 'remote-permission-denied' ? 'permission denied' : message;
     return new SafeScpError(cause, `remote ${op} ${path}: ${what}`, { phase: 'transfer', remotePath: path, cause: err });

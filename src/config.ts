@@ -99,12 +99,13 @@ export const DEFAULTS = {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
+/** `name` is a long option (`retries`) or, when it starts with '-', the option as written (`-o ServerAliveCountMax`). */
 function integer(name: string, value: string | number | undefined, fallback: number, min: number, max: number): number {
   if (value === undefined || value === '') return fallback;
   const text = String(value).trim();
   const n = Number(text);
   if (!/^\d+$/.test(text) || n < min || n > max) {
-    throw usageError(`\`--${name}\` must be a whole number from ${min} to ${max}, got "${String(value)}"`);
+    throw usageError(`\`${name.startsWith('-') ? name : `--${name}`}\` must be a whole number from ${min} to ${max}, got "${String(value)}"`);
   }
   return n;
 }
@@ -217,8 +218,8 @@ export function resolveConfig(raw: RawOptions, env: Env): ResolvedConfig {
   }
 
   const defaultUser = env['USER'] ?? env['LOGNAME'] ?? os.userInfo().username;
-  const optPort = raw.port !== undefined && raw.port !== '' ? raw.port : last('Port');
-  const port = remote.port ?? integer('port', optPort, DEFAULTS.port, 1, 65535);
+  const flagPort = raw.port !== undefined && raw.port !== '';
+  const port = remote.port ?? integer(flagPort ? 'port' : '-o Port', flagPort ? raw.port : last('Port'), DEFAULTS.port, 1, 65535);
   const user = remote.user ?? last('User') ?? defaultUser;
 
   let hosts: HostTarget[];
@@ -249,13 +250,15 @@ export function resolveConfig(raw: RawOptions, env: Env): ResolvedConfig {
     raw.retries !== undefined && raw.retries !== ''
       ? integer('retries', raw.retries, DEFAULTS.retries, 0, 100)
       : retriesFromAttempts !== undefined
-        ? integer('retries', String(Math.max(0, Number(retriesFromAttempts) - 1)), DEFAULTS.retries, 0, 100)
+        ? integer('-o ConnectionAttempts', retriesFromAttempts, DEFAULTS.retries + 1, 1, 101) - 1
         : DEFAULTS.retries;
 
   const connectTimeoutRaw = raw.connectTimeout ?? (last('ConnectTimeout') !== undefined ? seconds('ConnectTimeout', last('ConnectTimeout') ?? '') : undefined);
   const keepaliveRaw = raw.keepaliveInterval ?? (last('ServerAliveInterval') !== undefined ? seconds('ServerAliveInterval', last('ServerAliveInterval') ?? '') : undefined);
 
-  const strict = raw.acceptNew ? 'accept-new' : last('StrictHostKeyChecking') !== undefined ? strictness(last('StrictHostKeyChecking') ?? '') : 'yes';
+  // Checked even with --accept-new, so that StrictHostKeyChecking=no is always refused.
+  const sshStrict = last('StrictHostKeyChecking') !== undefined ? strictness(last('StrictHostKeyChecking') ?? '') : undefined;
+  const strict = raw.acceptNew ? 'accept-new' : (sshStrict ?? 'yes');
 
   const home = env['HOME'] ?? os.homedir();
   const explicitKnownHosts = [...(raw.knownHosts ?? []), ...(ssh.get('UserKnownHostsFile') ?? []).flatMap((v) => v.split(/\s+/))]
@@ -290,7 +293,7 @@ export function resolveConfig(raw: RawOptions, env: Env): ResolvedConfig {
     timeoutMs: duration('timeout', raw.timeout, DEFAULTS.timeout, 100),
     stallTimeoutMs: duration('stall-timeout', raw.stallTimeout, DEFAULTS.stallTimeout, 100),
     keepaliveIntervalMs: duration('keepalive-interval', keepaliveRaw, DEFAULTS.keepaliveInterval, 100),
-    keepaliveCountMax: integer('ServerAliveCountMax', last('ServerAliveCountMax'), DEFAULTS.keepaliveCountMax, 1, 100),
+    keepaliveCountMax: integer('-o ServerAliveCountMax', last('ServerAliveCountMax'), DEFAULTS.keepaliveCountMax, 1, 100),
     hostConcurrency: integer('host-concurrency', raw.hostConcurrency, DEFAULTS.hostConcurrency, 1, 64),
     hostIntervalMs: duration('host-interval', raw.hostInterval, DEFAULTS.hostInterval),
     knownHostsFiles,

@@ -26,6 +26,21 @@ function parsePort(text: string, operand: string): number {
   return port;
 }
 
+/** `~` and `~/x` name the login directory, which is where SFTP resolves relative paths anyway. */
+function homeRelative(path: string): string {
+  if (path === '~') return '';
+  return path.startsWith('~/') ? path.slice(2) : path;
+}
+
+/** decodeURIComponent, but a malformed escape is a usage error rather than a URIError. */
+function decode(text: string, operand: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw usageError(`invalid %-escape in operand "${operand}"`);
+  }
+}
+
 function splitUser(text: string): { user: string | undefined; rest: string } {
   const at = text.lastIndexOf('@');
   if (at < 0) return { user: undefined, rest: text };
@@ -54,9 +69,9 @@ function parseScpUri(operand: string): RemoteOperand {
   return {
     kind: 'remote',
     host,
-    user: user === undefined ? undefined : decodeURIComponent(user),
+    user: user === undefined ? undefined : decode(user, operand),
     port,
-    path: decodeURIComponent(rawPath),
+    path: homeRelative(decode(rawPath, operand)),
   };
 }
 
@@ -67,11 +82,13 @@ export function parseOperand(operand: string): Operand {
   // `[user@][v6addr]:path`
   const v6 = /^(?:([^@/]*)@)?\[([^\]]+)\]:(.*)$/s.exec(operand);
   if (v6) {
-    return { kind: 'remote', host: v6[2] ?? '', user: v6[1] || undefined, port: undefined, path: v6[3] ?? '' };
+    return { kind: 'remote', host: v6[2] ?? '', user: v6[1] || undefined, port: undefined, path: homeRelative(v6[3] ?? '') };
   }
+  // As in scp, an opening bracket without the `]:` that closes it never makes a remote operand.
+  if (/^(?:[^@/]*@)?\[/.test(operand)) return { kind: 'local', path: operand };
   const colon = operand.indexOf(':');
   const slash = operand.indexOf('/');
   if (colon < 0 || (slash >= 0 && slash < colon)) return { kind: 'local', path: operand };
   const { user, rest } = splitUser(operand.slice(0, colon));
-  return { kind: 'remote', host: rest, user, port: undefined, path: operand.slice(colon + 1) };
+  return { kind: 'remote', host: rest, user, port: undefined, path: homeRelative(operand.slice(colon + 1)) };
 }

@@ -84,6 +84,9 @@ export async function withRetry<T>(operation: (attempt: number) => Promise<T>, p
     );
   } catch (err: unknown) {
     // p-retry rethrows an AbortError's original error, and an aborted signal's reason.
+    // An attempt cut short by the signal fails with its own error; the signal's reason (--timeout,
+    // SIGTERM) is what stopped the run and decides the exit code.
+    if (hooks.signal?.aborted && isSafeScpError(hooks.signal.reason)) throw hooks.signal.reason;
     throw asSafeScpError(err instanceof AbortError ? err.originalError : err);
   }
 }

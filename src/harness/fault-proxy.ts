@@ -14,23 +14,36 @@ export interface FaultSpec {
   /** Default 'before-banner'. */
   at?: FaultPoint;
   /**
-   * before-banner only: text written to the client first, e.g. 'Exceeded MaxStartups\r\n'. With `reset` this
-   * imitates sshd's MaxStartups drop exactly: wait (delayMs, default 50), write the notice, RST.
+   * before-banner only: text written to the client first, e.g. 'Exceeded MaxStartups\r\n' (with `reset`: the
+   * notice, then RST at once, as sshd 9.2 does when it drops a connection past MaxStartups).
    */
   notice?: string;
-  /** before-banner only: wait this long after accept before acting. Default 0 (50 with a notice). */
+  /**
+   * before-banner only: act exactly this many ms after accept, with the client's ident left unread (recipe D').
+   * Default: act as soon as the client's first bytes (its SSH ident) arrived, at most 1000 ms after accept.
+   * Waiting for the ident makes the outcome deterministic: an RST that arrives before the client's connect()
+   * completed surfaces in Node as 'connect ECONNRESET' (seen 10/10 with delayMs 0) instead of a read error.
+   */
   delayMs?: number;
   /** mid-kex: bytes from the server (default 1000); mid-transfer: bytes from the client (default 32 MiB). */
   afterBytes?: number;
+  /**
+   * `reset` only: ms between the last byte forwarded to the client (banner, partial KEX, notice) and the RST.
+   * Default 20 for after-banner / mid-kex / mid-transfer, 0 for before-banner. Why: when data and the RST reach a
+   * Node client in the same poll round, libuv reports a plain EOF ('end', no ECONNRESET); the settle time lets
+   * the client read the data first, so it then sees ECONNRESET. With 0, ssh2 mostly sees a FIN-shaped close.
+   */
+  settleMs?: number;
 }
 
-/** A fault with every default filled in. */
+/** A fault with every default filled in (`delayMs` absent = wait for the client's first bytes). */
 export interface ResolvedFault {
   kind: FaultKind;
   at: FaultPoint;
   notice?: string;
-  delayMs: number;
+  delayMs?: number;
   afterBytes: number;
+  settleMs: number;
 }
 
 export type PatternStep = 'pass' | FaultKind | FaultSpec;
@@ -87,6 +100,8 @@ export interface FaultProxyOptions {
 
 const DEFAULT_MID_KEX_BYTES = 1000;
 const DEFAULT_MID_TRANSFER_BYTES = 32 * 1024 * 1024;
+const DEFAULT_SETTLE_MS = 20;
+const IDENT_WAIT_MS = 1000;
 
 /** Deterministic 32-bit PRNG (mulberry32): returns a function yielding floats in [0, 1). */
 export function mulberry32(seed: number): () => number {
@@ -106,9 +121,10 @@ function resolveFault(spec: FaultSpec | FaultKind | undefined, kindOverride?: Fa
   const resolved: ResolvedFault = {
     kind: kindOverride ?? base.kind,
     at,
-    delayMs: base.delayMs ?? (base.notice !== undefined ? 50 : 0),
     afterBytes: base.afterBytes ?? (at === 'mid-transfer' ? DEFAULT_MID_TRANSFER_BYTES : DEFAULT_MID_KEX_BYTES),
+    settleMs: base.settleMs ?? (at === 'before-banner' ? 0 : DEFAULT_SETTLE_MS),
   };
+  if (base.delayMs !== undefined) resolved.delayMs = base.delayMs;
   if (base.notice !== undefined) resolved.notice = base.notice;
   return resolved;
 }
@@ -380,14 +396,13 @@ export class FaultProxy {
   }
 
   private beforeBanner(conn: Conn, fault: ResolvedFault): void {
+    const { client } = conn;
     const act = (): void => {
-      const { client } = conn;
-      if (client.destroyed) return;
+      if (client.destroyed || conn.state === 'faulted') return;
       this.markTriggered(conn);
       if (fault.kind === 'reset') {
-        // The client's ident is still unread (pauseOnConnect): like sshd's close, the peer gets the notice, then RST.
-        if (fault.notice !== undefined) client.write(fault.notice, () => reset(client));
-        else reset(client);
+        if (fault.notice === undefined) reset(client);
+        else client.write(fault.notice, () => (fault.settleMs > 0 ? this.later(conn, fault.settleMs, () => reset(client)) : reset(client)));
       } else if (fault.kind === 'close') {
         this.drainClient(conn);
         if (fault.notice !== undefined) client.end(fault.notice);
@@ -398,8 +413,27 @@ export class FaultProxy {
         if (fault.notice !== undefined) client.write(fault.notice);
       }
     };
-    if (fault.delayMs > 0) this.later(conn, fault.delayMs, act);
-    else act();
+    if (fault.kind === 'hang') {
+      act();
+    } else if (fault.delayMs !== undefined) {
+      // Recipe D': the client's ident stays unread (pauseOnConnect), as when sshd closes without reading.
+      if (fault.delayMs > 0) this.later(conn, fault.delayMs, act);
+      else act();
+    } else {
+      let waited = false;
+      const onFirst = (): void => {
+        if (waited) return;
+        waited = true;
+        client.off('data', onFirst);
+        client.off('end', onFirst);
+        client.pause();
+        act();
+      };
+      client.on('data', onFirst);
+      client.on('end', onFirst);
+      client.resume();
+      this.later(conn, IDENT_WAIT_MS, onFirst);
+    }
   }
 
   private connectUpstream(conn: Conn): void {
@@ -500,8 +534,9 @@ export class FaultProxy {
   private strike(conn: Conn, fault: ResolvedFault): void {
     const { client, upstream } = conn;
     if (fault.kind === 'reset') {
-      reset(client);
       reset(upstream);
+      if (fault.settleMs > 0) this.later(conn, fault.settleMs, () => reset(client));
+      else reset(client);
       return;
     }
     upstream?.destroy();

@@ -5,8 +5,9 @@ import { dirname, resolve } from 'node:path';
 /** Appends queued per file in this process, so the "already present?" check sees earlier appends. */
 const queues = new Map<string, Promise<void>>();
 
+/** Checked structurally: `instanceof Error` fails for errors from another realm (e.g. Jest's VM). */
 function isMissing(error: unknown): boolean {
-  return error instanceof Error && (error as NodeJS.ErrnoException).code === 'ENOENT';
+  return typeof error === 'object' && error !== null && 'code' in error && error.code === 'ENOENT';
 }
 
 async function appendOnce(file: string, line: string): Promise<void> {

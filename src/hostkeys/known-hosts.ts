@@ -212,7 +212,11 @@ export function lookupHost(
 }
 
 /** Characters that would turn a host name into a pattern, a list, a marker or a comment. */
-const UNSAFE_HOST = /[\s,*?!#|@[\]\\\x00-\x1f\x7f]/;
+const UNSAFE_HOST = /[\s,*?!#|@[\]\\]/;
+
+function hasControlCharacters(text: string): boolean {
+  return [...text].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
+}
 
 /**
  * The known_hosts line that pins `blob` for host:port, in the form ssh and ssh-keyscan write:
@@ -220,7 +224,7 @@ const UNSAFE_HOST = /[\s,*?!#|@[\]\\\x00-\x1f\x7f]/;
  * stores it). Throws if the host could not be written as a literal name or the key does not parse.
  */
 export function formatKnownHostsLine(host: string, port: number, blob: Buffer): string {
-  if (UNSAFE_HOST.test(host)) {
+  if (UNSAFE_HOST.test(host) || hasControlCharacters(host)) {
     throw new Error(`cannot write a known_hosts line for host ${JSON.stringify(host)}`);
   }
   const type = checkKeyBlob(blob);

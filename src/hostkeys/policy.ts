@@ -1,6 +1,11 @@
 // The host key decision: is the key a server offered pinned for this host:port? Pure, no ssh2.
 import { fingerprint, keyType, normalizeFingerprint } from './fingerprint.js';
-import { formatKnownHostsLine, lookupHost, type KnownHostsEntry } from './known-hosts.js';
+import {
+  formatKnownHostsLine,
+  lookupHost,
+  type HostLookup,
+  type KnownHostsEntry,
+} from './known-hosts.js';
 
 export { appendKnownHost } from './append.js';
 
@@ -34,6 +39,8 @@ export type HostKeyDetails = {
   certAuthorities?: string[];
   knownHostsLine?: string;
   sources?: string[];
+  /** Non-22 port with nothing under `[host]:port`: the bare-host pins ssh would also accept. */
+  portlessPinned?: PinnedKeyInfo[];
 };
 
 export type HostKeyDecision =
@@ -93,12 +100,35 @@ function verifyHint(type: string): string {
 }
 
 /**
+ * The known_hosts entries that can speak for host:port (sshconnect.c check_host_key): those for
+ * the looked-up name (`[host]:port` unless port 22) and, for other ports, those for the bare host.
+ * ssh consults the latter only when nothing plain is recorded under `[host]:port` ("checking
+ * without port identifier"), so a key recorded for port 22 is accepted on another port.
+ */
+function relevantEntries(
+  entries: readonly KnownHostsEntry[],
+  host: string,
+  port: number,
+): { found: HostLookup; portless: HostLookup | undefined } {
+  const found = lookupHost(entries, host, port);
+  const portless = port !== 22 ? lookupHost(entries, host, 22) : undefined;
+  return { found, portless };
+}
+
+/**
  * Decides whether the key a server offered is pinned for host:port. Order matters and follows
- * OpenSSH (hostfile.c check_hostkeys_by_key_or_type): a key marked `@revoked` for this host is
- * refused even if it is also pinned; then a pinned entry or `--host-key` fingerprint accepts it;
- * then any other pin for the host means the key has changed; otherwise it is unknown.
+ * OpenSSH (hostfile.c check_hostkeys_by_key_or_type, sshconnect.c check_host_key):
+ * 1. a key marked `@revoked` for this host is refused, even if it is also pinned;
+ * 2. a key pinned for the looked-up name, or by a `--host-key` fingerprint, is accepted;
+ * 3. any other pin for the looked-up name (or any fingerprint) means the key has changed;
+ * 4. for a non-22 port with nothing plain recorded under `[host]:port`, a key recorded for the bare
+ *    host is accepted, as ssh does; a different key there leaves the host unknown (ssh too);
+ * 5. otherwise the key is unknown.
+ * Revocations for the bare host also apply on other ports (ssh only consults them in step 4):
+ * refusing a revoked key on every port of its host is the safe reading.
  * `@cert-authority` lines cannot vouch for a plain key (ssh2 does not negotiate host
  * certificates), so a host covered only by them is unknown, with a message saying why.
+ * Never throws for anything the server sent; throws RangeError for a bad port or empty host.
  */
 export function decideHostKey(
   pins: HostKeyPins,
@@ -108,7 +138,7 @@ export function decideHostKey(
 ): HostKeyDecision {
   const offered = { type: safeKeyType(blob), fingerprint: fingerprint(blob) };
   const where = `${host}:${String(port)}`;
-  const found = lookupHost(pins.entries, host, port);
+  const { found, portless } = relevantEntries(pins.entries, host, port);
   const fingerprintPins = canonicalFingerprints(pins.fingerprints);
   const pinned: PinnedKeyInfo[] = [
     ...found.keys.map(describeEntry),
@@ -123,7 +153,7 @@ export function decideHostKey(
   };
   const offeredText = `${offered.type} ${offered.fingerprint}`;
 
-  const revoked = found.revoked.find((entry) => entry.key.equals(blob));
+  const revoked = [...found.revoked, ...(portless?.revoked ?? [])].find((e) => e.key.equals(blob));
   if (revoked !== undefined) {
     return {
       ok: false,
@@ -157,6 +187,14 @@ export function decideHostKey(
     };
   }
 
+  const byPortless = portless?.keys.find((entry) => entry.key.equals(blob));
+  if (byPortless !== undefined) {
+    return {
+      ok: true,
+      matchedBy: `known_hosts ${byPortless.source} (recorded for ${host} without a port; ssh accepts it on port ${String(port)} when nothing is recorded for [${host}]:${String(port)})`,
+    };
+  }
+
   const line = safeKnownHostsLine(host, port, blob);
   const howToPin =
     `${verifyHint(offered.type)}. If it matches ${offered.fingerprint}, pin it by adding this ` +
@@ -168,11 +206,18 @@ export function decideHostKey(
       : pins.sources.length === 0
         ? ' No known_hosts file was read.'
         : ` Read: ${pins.sources.join(', ')}.`;
+  const portlessPins = (portless?.keys ?? []).map(describeEntry);
+  const portlessNote =
+    portlessPins.length > 0
+      ? ` Keys recorded for ${host} without a port (they would also be accepted on port ` +
+        `${String(port)}) do not match either:\n${pinnedLines(portlessPins)}\n`
+      : ' ';
   const authorities = found.authorities.map((entry) => entry.source);
   const details: HostKeyDetails = {
     ...base,
     ...(line === undefined ? {} : { knownHostsLine: line }),
     ...(authorities.length > 0 ? { certAuthorities: authorities } : {}),
+    ...(portlessPins.length > 0 ? { portlessPinned: portlessPins } : {}),
   };
   if (authorities.length > 0) {
     return {
@@ -181,8 +226,8 @@ export function decideHostKey(
       message:
         `Host key UNKNOWN for ${where}: the only known_hosts lines for this host are ` +
         `@cert-authority lines (${authorities.join(', ')}), and the server offered a plain key, ` +
-        `${offeredText}. @cert-authority lines are not supported; pin the host key itself. ` +
-        howToPin,
+        `${offeredText}. @cert-authority lines are not supported; pin the host key itself.` +
+        `${portlessNote}${howToPin}`,
       details,
     };
   }
@@ -191,7 +236,7 @@ export function decideHostKey(
     code: 'host-key-unknown',
     message:
       `Host key UNKNOWN for ${where}: no known_hosts entry or --host-key pins a key for it.${read} ` +
-      `The server offered ${offeredText}. ${howToPin}`,
+      `The server offered ${offeredText}.${portlessNote}${howToPin}`,
     details,
   };
 }
@@ -235,7 +280,8 @@ function rank(algorithm: string): number {
 /**
  * The ssh2 `algorithms.serverHostKey` list for host:port, so a server with several host keys
  * presents the one we pinned instead of its first preference (a false "changed", T3).
- * - Only known_hosts pins: exactly the pinned types, in preference order.
+ * - Only known_hosts pins: exactly the pinned types, in preference order. The pins are those for
+ *   the looked-up name, or the bare-host ones where decideHostKey would fall back to them.
  * - Known_hosts pins and --host-key fingerprints: the pinned types first, then the rest of the
  *   default list (OpenSSH's order_hostkeyalgs does the same), because a fingerprint does not say
  *   which type it is and restricting could hide the key it pins.
@@ -249,7 +295,10 @@ export function hostKeyAlgorithms(
   host: string,
   port: number,
 ): string[] | undefined {
-  const pinnedTypes = new Set(lookupHost(pins.entries, host, port).keys.map((e) => e.keyType));
+  const { found, portless } = relevantEntries(pins.entries, host, port);
+  // The bare-host keys count when ssh would fall back to them (nothing under [host]:port).
+  const keys = found.keys.length > 0 ? found.keys : (portless?.keys ?? []);
+  const pinnedTypes = new Set(keys.map((e) => e.keyType));
   const pinnedAlgorithms = [...new Set([...pinnedTypes].flatMap((t) => algorithmsFor(t)))].sort(
     (a, b) => rank(a) - rank(b),
   );

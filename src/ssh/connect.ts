@@ -144,6 +144,7 @@ export async function openSession(options: ConnectOptions, trace: ConnectTrace):
     }
   } catch (err: unknown) {
     clearTimeout(timer);
+    (options.sock ?? undefined)?.destroy();
     throw classifyConnectFailure(trace, err);
   }
 
@@ -170,6 +171,7 @@ export async function openSession(options: ConnectOptions, trace: ConnectTrace):
     const fail = (err: unknown): void => {
       if (settled) return;
       settled = true;
+      clearTimeout(timer);
       reject(classifyConnectFailure(trace, err));
       client.end();
       sock.destroy();
@@ -232,6 +234,7 @@ export async function openSession(options: ConnectOptions, trace: ConnectTrace):
         cipher: [...CIPHERS],
         ...(() => {
           const keys = hostKeyAlgorithms(options.pins, target.host, target.port);
+          if (keys) trace.pinnedKeyAlgorithms = keys;
           return keys ? { serverHostKey: keys as NonNullable<NonNullable<ConnectConfig['algorithms']>['serverHostKey']> } : {};
         })(),
       },

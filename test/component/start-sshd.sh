@@ -2,8 +2,11 @@
 # node image: starts a throwaway sshd on 127.0.0.1:2222 and, on 127.0.0.1:2200, a proxy that resets the first
 # connection, so the job has to retry. Exports SELF_TEST_SSH_KEY and SELF_TEST_KNOWN_HOSTS (file paths); the
 # self-test passes those names to the component's key-variable and known-hosts-variable inputs.
+# test/component/stop-sshd.sh stops both again (after_script); in a container they would die with it anyway.
 
-SELF_TEST_DIR="$CI_PROJECT_DIR/.self-test-sshd"
+# The job's working directory, not $CI_PROJECT_DIR: gitlab-ci-local's shell executor sets that to a
+# /builds/... path that does not exist on the host.
+SELF_TEST_DIR="$PWD/.self-test-sshd"
 mkdir -p "$SELF_TEST_DIR" /run/sshd
 chmod 700 "$SELF_TEST_DIR"
 
@@ -34,7 +37,8 @@ CONFIG
 # The pin is the key we just generated, read from the file: nothing asks the server for its key.
 printf '[127.0.0.1]:2200 %s\n' "$(cut -d' ' -f1,2 "$SELF_TEST_DIR/host_ed25519.pub")" > "$SELF_TEST_DIR/known_hosts"
 
-node test/component/reset-once-proxy.mjs 2200 2222 "$SELF_TEST_DIR/proxy.ready" >"$SELF_TEST_DIR/proxy.log" 2>&1 &
+# No inherited stdin/stdout: a background process holding the job's output open would keep the job running.
+node test/component/reset-once-proxy.mjs 2200 2222 "$SELF_TEST_DIR/proxy.ready" </dev/null >"$SELF_TEST_DIR/proxy.log" 2>&1 &
 i=0
 while [ ! -f "$SELF_TEST_DIR/proxy.ready" ]; do
   i=$((i + 1))

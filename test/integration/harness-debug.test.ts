@@ -19,10 +19,11 @@ it('ssh2 shapes', async () => {
   const s = await startSshd();
   const key = readFileSync(s.userKeyPath);
   const faults: FaultSpec[] = [
-    { kind: 'reset' }, { kind: 'reset', delayMs: 20 }, { kind: 'close' }, { kind: 'close', delayMs: 20 },
-    { kind: 'reset', notice: 'Exceeded MaxStartups\r\n' }, { kind: 'close', notice: 'Exceeded MaxStartups\r\n' },
+    { kind: 'reset' }, { kind: 'reset', delayMs: 0 }, { kind: 'reset', delayMs: 50 }, { kind: 'close' }, { kind: 'close', delayMs: 0 },
+    { kind: 'reset', notice: 'Exceeded MaxStartups\r\n' }, { kind: 'reset', notice: 'Exceeded MaxStartups\r\n', delayMs: 50 }, { kind: 'reset', notice: 'Exceeded MaxStartups\r\n', settleMs: 20 }, { kind: 'close', notice: 'Exceeded MaxStartups\r\n' },
+    { kind: 'hang', at: 'mid-kex' },
     { kind: 'reset', at: 'after-banner' }, { kind: 'close', at: 'after-banner' },
-    { kind: 'reset', at: 'mid-kex', afterBytes: 600 }, { kind: 'close', at: 'mid-kex', afterBytes: 600 },
+    { kind: 'reset', at: 'mid-kex', afterBytes: 600 }, { kind: 'reset', at: 'mid-kex', afterBytes: 600, settleMs: 0 }, { kind: 'close', at: 'mid-kex', afterBytes: 600 },
   ];
   for (const fault of faults) {
     const p = await startFaultProxy({ targetPort: s.port, plan: { fault } });

@@ -1,8 +1,8 @@
 // Proves the test harness itself: private sshd, fault proxy, listeners - driven with the real OpenSSH client.
 import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +10,7 @@ import {
   closedPort,
   isProcessAlive,
   maxConcurrentUnauthenticated,
+  mulberry32,
   previewPlan,
   startFaultProxy,
   startNonSshListener,
@@ -139,12 +140,29 @@ describe('startSshd', () => {
     const clientExit = new Promise<number | null>((resolve) => client.once('exit', (code) => resolve(code)));
     try {
       await s.waitForLog(/Starting session: command/, 5000);
-      const tree = s.processTree();
-      expect(tree.length).toBeGreaterThanOrEqual(3); // listener, per-connection monitor, session child (+ sleep)
+      const cmdline = (pid: number): string => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+        } catch {
+          return '';
+        }
+      };
+      let tree = s.processTree();
+      for (let i = 0; i < 250 && !tree.some((pid) => /^(bash -c )?sleep 30/.test(cmdline(pid))); i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        tree = s.processTree();
+      }
+      // listener, per-connection monitor, session child, the user's command
+      expect(tree.length).toBeGreaterThanOrEqual(4);
       const started = Date.now();
       await s.stop();
       expect(Date.now() - started).toBeLessThan(5000);
       expect(tree.filter((pid) => isProcessAlive(pid))).toEqual([]);
+      // No process anywhere still runs with our config (the listener's command line names it).
+      const ours = (await readdir('/proc'))
+        .filter((entry) => /^\d+$/.test(entry))
+        .filter((pid) => cmdline(Number(pid)).includes(s.dir));
+      expect(ours).toEqual([]);
       expect(s.running()).toBe(false);
       expect(existsSync(s.dir)).toBe(false);
       let timer: NodeJS.Timeout | undefined;
@@ -278,9 +296,9 @@ describe('fault proxy', () => {
       expect(pattern(p.records.map((r) => r.fault))).toBe(a.slice(0, 20));
       p.setPlan({ pattern: ['hang', 'pass', 'reset'], fault: { kind: 'close', at: 'after-banner' } });
       expect(previewPlan({ pattern: ['hang', 'pass', 'reset'], fault: { kind: 'close', at: 'after-banner' } }, 4)).toEqual([
-        { kind: 'hang', at: 'after-banner', delayMs: 0, afterBytes: 1000 },
+        { kind: 'hang', at: 'after-banner', afterBytes: 1000, settleMs: 20 },
         undefined,
-        { kind: 'reset', at: 'after-banner', delayMs: 0, afterBytes: 1000 },
+        { kind: 'reset', at: 'after-banner', afterBytes: 1000, settleMs: 20 },
         undefined,
       ]);
       expect(() => p.setPlan({ failFirst: 1, rate: 0.5 })).toThrow(/at most one/);
@@ -315,6 +333,39 @@ describe('fault proxy', () => {
     expect(maxConcurrentUnauthenticated(racy, [{ clientPort: 1, at: 110 }, { clientPort: 2, at: 200 }], 20)).toBe(1);
     expect(maxConcurrentUnauthenticated(racy, [{ clientPort: 1, at: 110 }, { clientPort: 2, at: 200 }], 0)).toBe(2);
   });
+
+  it('survives clients that vanish at any moment, under every fault, without an unhandled error', async () => {
+    const kinds: FaultPlan['pattern'] = [
+      'pass',
+      { kind: 'reset' },
+      { kind: 'close', notice: 'Exceeded MaxStartups\r\n' },
+      { kind: 'hang' },
+      { kind: 'reset', at: 'after-banner' },
+      { kind: 'close', at: 'after-banner' },
+      { kind: 'hang', at: 'after-banner' },
+      { kind: 'reset', at: 'mid-kex', afterBytes: 100 },
+      { kind: 'close', at: 'mid-kex', afterBytes: 100 },
+      { kind: 'reset', at: 'mid-transfer', afterBytes: 10 },
+    ];
+    const p = await proxy({ pattern: kinds, repeat: true });
+    const random = mulberry32(7);
+    const clients = Array.from({ length: 40 }, async (_, i) => {
+      const socket = net.connect({ host: p.host, port: p.port });
+      socket.on('error', () => undefined);
+      socket.on('data', () => undefined);
+      await new Promise((resolve) => socket.once('connect', resolve).once('close', resolve));
+      socket.write('SSH-2.0-chaos\r\n' + 'x'.repeat(i % 3 === 0 ? 100 : 0));
+      await new Promise((resolve) => setTimeout(resolve, Math.floor(random() * 60)));
+      if (i % 2 === 0) socket.resetAndDestroy();
+      else socket.destroy();
+    });
+    await Promise.all(clients);
+    for (let i = 0; i < 100 && p.open > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(p.open).toBe(0);
+    expect(p.connections).toBe(40);
+    expect(p.records.every((r) => r.closedAt !== undefined)).toBe(true);
+    expect(server.running()).toBe(true);
+  }, 15_000);
 
   it('tracks concurrency live and joins it with sshd auth events', async () => {
     const p = await proxy({});

@@ -228,7 +228,7 @@ describe('formatKnownHostsLine', () => {
     expect(lookupHost(entries, host, port === 22 ? 2222 : 22).keys).toHaveLength(0);
   });
 
-  test.each(['a b', 'a,b', '*.example.com', 'h?', '!h', '#h', '|1|x', '@revoked', '[h]:22', 'a\nb', ''])(
+  test.each(['a b', 'a,b', '*.example.com', 'h?', '!h', '#h', '|1|x', '@revoked', '[h]:22', 'a\nb', 'a\u0007b', ''])(
     'refuses host %j',
     (host) => {
       expect(() => formatKnownHostsLine(host, 22, A)).toThrow();

@@ -57,7 +57,12 @@ describe('decideHostKey', () => {
     ['malformed fingerprint still counts as a pin', pins([], ['garbage']), 'h', 22, ED_A, 'host-key-changed'],
     ['negated for this host', pins(['*,!h ED_A']), 'h', 22, ED_A, 'host-key-unknown'],
     ['no pins at all', pins([]), 'h', 22, ED_A, 'host-key-unknown'],
-    ['pins for port 22 only', pins(['h ED_A']), 'h', 2222, ED_A, 'host-key-unknown'],
+    ['bare-host pin used on another port (as ssh)', pins(['h ED_A']), 'h', 2222, ED_A, 'ok'],
+    ['bare-host pin of another key, other port', pins(['h ED_B']), 'h', 2222, ED_A, 'host-key-unknown'],
+    ['bare-host pin ignored when [h]:port has pins', pins(['h ED_A', '[h]:2222 ED_B']), 'h', 2222, ED_A, 'host-key-changed'],
+    ['bare-host pin ignored when a fingerprint is given', pins(['h ED_A'], [fingerprint(ED_B)]), 'h', 2222, ED_A, 'host-key-changed'],
+    ['bare-host revocation applies on other ports', pins(['@revoked h ED_A', '[h]:2222 ED_A']), 'h', 2222, ED_A, 'host-key-revoked'],
+    ['port pins are not used for port 22', pins(['[h]:2222 ED_A']), 'h', 22, ED_A, 'host-key-unknown'],
     ['[h]:22 is not what ssh looks up', pins(['[h]:22 ED_A']), 'h', 22, ED_A, 'host-key-unknown'],
     ['only a cert authority', pins(['@cert-authority h ED_A']), 'h', 22, ED_A, 'host-key-unknown'],
     ['cert authority and a plain pin', pins(['@cert-authority h ED_B', 'h ED_A']), 'h', 22, ED_A, 'ok'],
@@ -113,6 +118,22 @@ describe('decideHostKey', () => {
     expect(decision.details.pinned).toEqual([]);
   });
 
+  test('bare-host fallback: says where the key was recorded', () => {
+    const decision = decideHostKey(pins(['h ED_A']), 'h', 2222, ED_A);
+    expect(decision.ok).toBe(true);
+    if (decision.ok) expect(decision.matchedBy).toMatch(/^known_hosts \/ci\/known_hosts:1 \(recorded for h without a port/);
+  });
+
+  test('unknown on another port lists the bare-host pins that did not match', () => {
+    const decision = decideHostKey(pins(['h ED_B']), 'h', 2222, ED_A);
+    if (decision.ok) throw new Error('accepted');
+    expect(decision.message).toContain(`ssh-ed25519 ${fingerprint(ED_B)}  (/ci/known_hosts:1)`);
+    expect(decision.message).toContain(`[h]:2222 ssh-ed25519 ${ED_A.toString('base64')}`);
+    expect(decision.details.portlessPinned).toEqual([
+      { type: 'ssh-ed25519', fingerprint: fingerprint(ED_B), source: '/ci/known_hosts:1' },
+    ]);
+  });
+
   test('unknown with no known_hosts file read says so', () => {
     const decision = decideHostKey(pins([], [], []), 'h', 22, RSA);
     if (decision.ok) throw new Error('accepted');
@@ -159,6 +180,7 @@ describe('hostKeyAlgorithms', () => {
     ['several, in preference order', pins(['h RSA', 'h EC384', 'h ED_A', 'h EC256', 'h ED_B']), 'h', 22, ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', ...RSA_ALGS]],
     ['dss pinned', pins(['h DSS', 'h RSA']), 'h', 22, [...RSA_ALGS, 'ssh-dss']],
     ['port-specific pins', pins(['h ED_A', '[h]:2222 RSA']), 'h', 2222, RSA_ALGS],
+    ['bare-host pins when nothing is under [h]:port', pins(['h RSA', '[other]:2222 ED_A']), 'h', 2222, RSA_ALGS],
     ['pins for other hosts only', pins(['other ED_A']), 'h', 22, undefined],
     ['no pins', pins([]), 'h', 22, undefined],
     ['fingerprints only', pins([], [fingerprint(ED_A)]), 'h', 22, undefined],

@@ -32,7 +32,7 @@ interface OracleCase {
   host: string;
   port: number;
   /** Set only where we deliberately differ from ssh; the reason is in the case name. */
-  ours?: Outcome;
+  divergence?: { ssh: Outcome; ours: Outcome };
 }
 
 const CASES: OracleCase[] = [
@@ -40,7 +40,24 @@ const CASES: OracleCase[] = [
   { name: 'pinned', server: 'ed', lines: ['[h.example.com]:2222 {S_ED}'], host: 'h.example.com', port: 2222 },
   { name: 'pinned, port 22', server: 'ed', lines: ['h.example.com {S_ED}'], host: 'h.example.com', port: 22 },
   { name: '[host]:22 line, port 22', server: 'ed', lines: ['[h.example.com]:22 {S_ED}'], host: 'h.example.com', port: 22 },
-  { name: 'plain line, other port', server: 'ed', lines: ['h.example.com {S_ED}'], host: 'h.example.com', port: 2222 },
+  // ssh's "checking without port identifier": a bare-host key is good on any port when nothing
+  // is recorded under [host]:port, and only then.
+  { name: 'bare-host line, other port', server: 'ed', lines: ['h.example.com {S_ED}'], host: 'h.example.com', port: 2222 },
+  { name: 'bare-host line with another key, other port', server: 'ed', lines: ['h.example.com {X_ED}'], host: 'h.example.com', port: 2222 },
+  { name: 'bare-host line, but another key under [host]:port', server: 'ed', lines: ['h.example.com {S_ED}', '[h.example.com]:2222 {X_ED}'], host: 'h.example.com', port: 2222 },
+  { name: 'bare-host line, [host]:port only a CA', server: 'ed', lines: ['h.example.com {S_ED}', '@cert-authority [h.example.com]:2222 {X_ED}'], host: 'h.example.com', port: 2222 },
+  { name: 'bare-host revoked, other port', server: 'ed', lines: ['@revoked h.example.com {S_ED}'], host: 'h.example.com', port: 2222 },
+  { name: 'bare-host wildcard, other port', server: 'ed', lines: ['*.example.com {S_ED}'], host: 'h.example.com', port: 2222 },
+  {
+    // ssh's order_hostkeyalgs only looks at [host]:port, so it negotiates Ed25519 and never sees
+    // the RSA key its own port-less fallback would accept: a false "unknown" we avoid.
+    name: 'two server keys, RSA pinned for the bare host, other port (divergence: ssh misses it)',
+    server: 'ed+rsa',
+    lines: ['h.example.com {S_RSA}'],
+    host: 'h.example.com',
+    port: 2222,
+    divergence: { ssh: 'host-key-unknown', ours: 'ok' },
+  },
   { name: 'other key', server: 'ed', lines: ['[h.example.com]:2222 {X_ED}'], host: 'h.example.com', port: 2222 },
   { name: 'revoked and pinned', server: 'ed', lines: ['[h.example.com]:2222 {S_ED}', '@revoked * {S_ED}'], host: 'h.example.com', port: 2222 },
   { name: 'revoked only', server: 'ed', lines: ['@revoked [h.example.com]:2222 {S_ED}'], host: 'h.example.com', port: 2222 },
@@ -65,7 +82,7 @@ const CASES: OracleCase[] = [
     lines: ['[h.example.com]:2222 {X_RSA}'],
     host: 'h.example.com',
     port: 2222,
-    ours: 'kex-no-common-algorithm',
+    divergence: { ssh: 'host-key-changed', ours: 'kex-no-common-algorithm' },
   },
 ];
 
@@ -89,14 +106,14 @@ const SERVER_KEYS: Record<Server, string[]> = { ed: ['S_ED'], 'ed+rsa': ['S_ED',
     keys.X_RSA = await generateKey(dir, 'X_RSA', ['-t', 'rsa', '-b', '2048']);
     for (const [server, names] of Object.entries(SERVER_KEYS)) {
       const config = [
-        ...names.map((n) => `HostKey ${join(dir, n)}`),
+        ...names.map((n) => `HostKey ${join(requireDir(), n)}`),
         'UsePAM no',
         'StrictModes no',
         'PidFile none',
         'LogLevel QUIET',
         'AuthorizedKeysFile none',
       ].join('\n');
-      await writeFile(join(dir, `sshd-${server}.conf`), `${config}\n`);
+      await writeFile(join(requireDir(), `sshd-${server}.conf`), `${config}\n`);
     }
   }, 60_000);
 
@@ -164,11 +181,6 @@ const SERVER_KEYS: Record<Server, string[]> = { ed: ['S_ED'], 'ed+rsa': ['S_ED',
     if (c.hash === true) sshKeygen(['-H', '-f', path]);
     const text = await readFile(path, 'utf8');
     const [theirs, mine] = [await runSsh(path, c.server, c.host, c.port), ours(text, path, c.server, c.host, c.port)];
-    if (c.ours === undefined) {
-      expect(mine).toBe(theirs);
-    } else {
-      expect(theirs).toBe('host-key-changed');
-      expect(mine).toBe(c.ours);
-    }
+    expect({ ssh: theirs, ours: mine }).toEqual(c.divergence ?? { ssh: theirs, ours: theirs });
   }, 30_000);
 });

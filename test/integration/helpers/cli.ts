@@ -1,0 +1,84 @@
+// Runs the built CLI (dist/cli.js) as a user would, capturing exit code, stdout and stderr.
+import { spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const CLI = path.join(ROOT, 'dist', 'cli.js');
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+}
+
+export interface CliRun {
+  child: ChildProcess;
+  done: Promise<CliResult>;
+}
+
+/** A clean environment: no agent, no ambient SAFE_SCP_* or SSH_* from the developer's shell. */
+export function baseEnv(extra: Record<string, string | undefined>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!k.startsWith('SAFE_SCP_') && !k.startsWith('SSH_') && k !== 'GITLAB_CI') env[k] = v;
+  }
+  for (const [k, v] of Object.entries(extra)) if (v !== undefined) env[k] = v;
+  return env;
+}
+
+export function startCli(args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs = 120_000): CliRun {
+  const started = Date.now();
+  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first (npm test does)`);
+  const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const done = new Promise<CliResult>((resolve) => {
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, durationMs: Date.now() - started });
+    });
+  });
+  return { child, done };
+}
+
+export function runCli(args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs?: number): Promise<CliResult> {
+  return startCli(args, env, timeoutMs).done;
+}
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `safe-scp-${prefix}-`));
+}
+
+/** 200 directories (10 top-level, 19 below each) holding 10 files of `size` random bytes: 2000 files. */
+export function makeTree(root: string, size = 4096): { dirs: number; files: number } {
+  let dirs = 0;
+  let files = 0;
+  const fill = (dir: string): void => {
+    fs.mkdirSync(dir, { recursive: true });
+    dirs++;
+    for (let f = 0; f < 10; f++) {
+      fs.writeFileSync(path.join(dir, `file-${f}.bin`), crypto.randomBytes(size));
+      files++;
+    }
+  };
+  for (let top = 0; top < 10; top++) {
+    const topDir = path.join(root, `dir-${top}`);
+    fill(topDir);
+    for (let sub = 0; sub < 19; sub++) fill(path.join(topDir, `sub-${sub}`));
+  }
+  return { dirs, files };
+}
+
+/** Lines of a private key file long enough to identify it if they leaked into output. */
+export function secretLines(keyText: string): string[] {
+  return keyText.split('\n').filter((l) => l.length > 20 && !l.startsWith('-----'));
+}

@@ -1,0 +1,339 @@
+// GitLab CI YAML of the project: every document against GitLab's schema, the components' inputs and
+// interpolation, every include of them, and the GitLab rules the schema does not encode.
+import { Ajv, type ValidateFunction } from 'ajv';
+import {
+  checkInclude,
+  checkIncludes,
+  includesIn,
+  interpolationProblems,
+  loadTemplates,
+  markdownYamlBlocks,
+} from '../component/check-inputs.js';
+import {
+  ciSchemaPath,
+  componentNames,
+  GLOBAL_KEYWORDS,
+  gitlabOnlyProblems,
+  interpolate,
+  isRecord,
+  loadCiSchema,
+  loadTemplate,
+  parseDocuments,
+  projectYamlFiles,
+  readProjectFile,
+  resolveInputs,
+  sampleInputs,
+  valueProblems,
+  type ComponentTemplate,
+} from '../component/ci-yaml.js';
+
+const DOCS = 'docs/components.md';
+
+let validate: ValidateFunction;
+let templates: Map<string, ComponentTemplate>;
+
+beforeAll(() => {
+  // strict:false: the schema uses keywords ajv does not know (markdownDescription). Formats (uri-reference,
+  // date-time) are not checked: ajv-formats is not a dependency, and the formats say nothing GitLab enforces.
+  const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
+  validate = ajv.compile(loadCiSchema());
+  templates = loadTemplates(componentNames());
+});
+
+function schemaErrors(doc: unknown): string[] {
+  if (validate(doc)) return [];
+  return (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? ''} ${JSON.stringify(e.params)}`);
+}
+
+function component(name: string): ComponentTemplate {
+  const template = templates.get(name);
+  if (!template) throw new Error(`no templates/${name}.yml`);
+  return template;
+}
+
+function job(template: ComponentTemplate, inputs: Record<string, unknown> = {}): Record<string, unknown> {
+  const { values } = resolveInputs(template.inputs, { ...sampleInputs(template.inputs), ...inputs });
+  const body = interpolate(template.body, values);
+  if (!isRecord(body)) throw new Error(`${template.file}: the body is not a mapping`);
+  const [only, ...rest] = Object.values(body);
+  if (!isRecord(only) || rest.length > 0) throw new Error(`${template.file}: expected exactly one job`);
+  return only;
+}
+
+function projectFilesAndDocs(): Array<readonly [string, string]> {
+  return [...projectYamlFiles(), DOCS].map((file) => [file, readProjectFile(file)] as const);
+}
+
+describe('GitLab CI schema', () => {
+  test('is found beside the clone, or at $GITLAB_CI_SCHEMA', () => {
+    expect(ciSchemaPath({})).toMatch(/[/\\]shared[/\\]gitlab-ci-schema[/\\]ci\.json$/);
+    expect(ciSchemaPath({ GITLAB_CI_SCHEMA: 'elsewhere/ci.json' })).toMatch(/elsewhere[/\\]ci\.json$/);
+  });
+
+  test('a missing schema is an error that says where to put it, not a skipped test', () => {
+    expect(() => loadCiSchema('/nonexistent/ci.json')).toThrow(
+      /GitLab's CI schema is missing: \/nonexistent\/ci\.json does not exist.*GITLAB_CI_SCHEMA/,
+    );
+  });
+
+  test('rejects a broken job, so passing files mean something', () => {
+    expect(schemaErrors({ deploy: { script: ['x'], retry: { max: 3 }, enviroment: 'production' } })).not.toEqual([]);
+  });
+});
+
+describe('every YAML file, document by document', () => {
+  const files = projectYamlFiles();
+
+  test('covers the components, the pipeline and the scenarios', () => {
+    expect(files).toEqual(expect.arrayContaining(['templates/safe-scp.yml', 'templates/safe-scp-cli.yml', '.gitlab-ci.yml']));
+    expect(files.some((f) => f.startsWith('test/component/'))).toBe(true);
+    // GitLab only finds components named templates/<name>.yml.
+    expect(files.filter((f) => f.startsWith('templates/') && !f.endsWith('.yml'))).toEqual([]);
+  });
+
+  test.each(files)('%s', (file) => {
+    const docs = parseDocuments(readProjectFile(file));
+    expect(docs.length).toBeGreaterThan(0);
+    if (file.startsWith('templates/')) {
+      // Document 1 is the spec header: the schema checks it through its root `spec` property.
+      expect(docs).toHaveLength(2);
+      expect(Object.keys(docs[0] as object)).toEqual(['spec']);
+      expect(schemaErrors(docs[0])).toEqual([]);
+      // Document 2 holds whole-value blocks such as `rules: $[[ inputs.rules ]]`, which only have their type
+      // once interpolated, so it is validated as GitLab sees it: with the defaults filled in.
+      const template = component(file.replace(/^templates\/(.*)\.yml$/, '$1'));
+      const { values, problems } = resolveInputs(template.inputs, sampleInputs(template.inputs));
+      expect(problems).toEqual([]);
+      const body = interpolate(docs[1], values);
+      expect(schemaErrors(body)).toEqual([]);
+      expect(gitlabOnlyProblems(body)).toEqual([]);
+    } else {
+      for (const doc of docs) {
+        expect(schemaErrors(doc)).toEqual([]);
+        expect(gitlabOnlyProblems(doc)).toEqual([]);
+      }
+    }
+  });
+
+  test.each(markdownYamlBlocks(readProjectFile(DOCS)).map((block, i) => [i + 1, block] as const))(
+    `${DOCS} yaml block %i`,
+    (_i, block) => {
+      for (const doc of parseDocuments(block)) expect(schemaErrors(doc)).toEqual([]);
+    },
+  );
+});
+
+describe('component templates', () => {
+  test.each(componentNames())('%s: every input has a description, and its default fits its own type, options and regex', (name) => {
+    for (const [input, spec] of Object.entries(component(name).inputs)) {
+      expect([input, typeof spec.description]).toEqual([input, 'string']);
+      if (spec.default !== undefined) expect(valueProblems(input, spec, spec.default)).toEqual([]);
+      if (spec.options) expect([input, spec.options.every((o) => typeof o === 'string' || typeof o === 'number')]).toEqual([input, true]);
+    }
+  });
+
+  test.each(componentNames())('%s: every $[[ inputs.x ]] is declared, and every declared input is used', (name) => {
+    expect(interpolationProblems(component(name))).toEqual([]);
+  });
+
+  test.each(componentNames())('%s: no global keywords, one job, no ssh-keyscan, no disabled host-key checking', (name) => {
+    const template = component(name);
+    expect(Object.keys(template.body as object).filter((key) => GLOBAL_KEYWORDS.includes(key))).toEqual([]);
+    const scripts = JSON.stringify([job(template)['script'], job(template)['before_script']]);
+    expect(scripts).not.toMatch(/ssh-keyscan|StrictHostKeyChecking|\beval\b/);
+  });
+
+  test.each(componentNames())('%s: only exit code 75 re-runs the job, and the report is kept whatever happens', (name) => {
+    const built = job(component(name));
+    expect(built['retry']).toEqual({ max: 1, exit_codes: [75] });
+    expect(built['artifacts']).toEqual({ when: 'always', paths: ['safe-scp-report.json'] });
+    expect(built['variables']).toMatchObject({ SAFE_SCP_REPORT: 'safe-scp-report.json' });
+  });
+
+  test.each(componentNames())('%s: installs the npm version the package is at, in a node image', (name) => {
+    const pkg = JSON.parse(readProjectFile('package.json')) as { version: string };
+    const { inputs } = component(name);
+    expect(inputs['version']?.default).toBe(pkg.version);
+    expect(inputs['image']?.default).toMatch(/^node:\d+/);
+    expect(inputs['install']).toMatchObject({ default: 'npm', options: ['npm', 'none'] });
+  });
+
+  test('both components set safe-scp up with the same script', () => {
+    const deploy = job(component('safe-scp'));
+    const hidden = job(component('safe-scp-cli'));
+    expect((deploy['script'] as string[])[0]).toBe((hidden['before_script'] as string[])[0]);
+  });
+
+  test('the variable names of the key and known_hosts are read with printenv, never evaluated', () => {
+    const setup = (job(component('safe-scp'))['script'] as string[])[0] ?? '';
+    expect(setup).toContain('SSH_PRIVATE_KEY="$(printenv "$SAFESCP_KEY_VARIABLE")"');
+    expect(setup).toContain('SSH_KNOWN_HOSTS="$(printenv "$SAFESCP_KNOWN_HOSTS_VARIABLE")"');
+    const spec = component('safe-scp').inputs;
+    expect(valueProblems('key-variable', spec['key-variable'] ?? {}, 'PROD_KEY; rm -rf /')).not.toEqual([]);
+  });
+
+  test('safe-scp: the job carries its inputs in quoted variables, never in the script text', () => {
+    const template = component('safe-scp');
+    const built = job(template, { source: 'dist/', host: 'web1.example.com', target: '/srv/app/', 'extra-args': '--preserve' });
+    expect(built['variables']).toMatchObject({
+      SAFESCP_SOURCE: 'dist/',
+      SAFESCP_HOST: 'web1.example.com',
+      SAFESCP_TARGET: '/srv/app/',
+      SAFESCP_RECURSIVE_FLAG: '--recursive=true',
+      SAFESCP_EXTRA_ARGS: '--preserve',
+      SAFE_SCP_PORT: 22,
+      SAFE_SCP_RETRIES: 5,
+    });
+    expect(template.bodyText.split('\n').filter((line) => /^\s+- /.test(line) && line.includes('$[['))).toEqual([]);
+    expect(JSON.stringify(built['script'])).not.toContain('web1.example.com');
+    expect(built['resource_group']).toBe('safe-scp/web1.example.com');
+    expect(built['rules']).toEqual([{ if: '$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH' }]);
+  });
+
+  test('safe-scp: the host input only admits resource-group-safe names', () => {
+    const host = component('safe-scp').inputs['host'] ?? {};
+    for (const ok of ['web1.example.com', '10.0.0.7', '$DEPLOY_HOST', '${DEPLOY_HOST}']) expect(valueProblems('host', host, ok)).toEqual([]);
+    for (const bad of ['web1:22', 'deploy@web1', '[::1]', '-oProxyCommand=x', 'a b', '']) {
+      expect([bad, valueProblems('host', host, bad)]).not.toEqual([bad, []]);
+    }
+  });
+
+  test('safe-scp-cli: the hidden job name must start with a dot', () => {
+    const as = component('safe-scp-cli').inputs['as'] ?? {};
+    expect(valueProblems('as', as, '.safe-scp-prod')).toEqual([]);
+    expect(valueProblems('as', as, 'safe-scp')).not.toEqual([]);
+  });
+});
+
+describe('includes of the components', () => {
+  test('every include in the pipelines and in the docs passes only declared inputs, of the right type', () => {
+    expect(checkIncludes(projectFilesAndDocs(), templates)).toEqual([]);
+  });
+
+  test('the pipeline self-tests both components at this commit, and the docs show both', () => {
+    const names = new Set(templates.keys());
+    const own = includesIn('.gitlab-ci.yml', readProjectFile('.gitlab-ci.yml'), names).map((i) => i.component);
+    expect(own).toEqual([
+      '$CI_SERVER_FQDN/$CI_PROJECT_PATH/safe-scp@$CI_COMMIT_SHA',
+      '$CI_SERVER_FQDN/$CI_PROJECT_PATH/safe-scp-cli@$CI_COMMIT_SHA',
+    ]);
+    expect(new Set(includesIn(DOCS, readProjectFile(DOCS), names).map((i) => i.name))).toEqual(names);
+  });
+
+  const allIncludes = projectFilesAndDocs().flatMap(([where, text]) => includesIn(where, text, new Set(componentNames())));
+  test.each(allIncludes.map((i) => [`${i.where}: ${i.name} as ${String(i.inputs['as'] ?? 'default')}`, i] as const))(
+    'the job that %s creates is valid for GitLab',
+    (_where, include) => {
+      const template = component(include.name);
+      const { values, problems } = resolveInputs(template.inputs, include.inputs);
+      expect(problems).toEqual([]);
+      const body = interpolate(template.body, values);
+      expect(schemaErrors(body)).toEqual([]);
+      expect(gitlabOnlyProblems(body)).toEqual([]);
+    },
+  );
+
+  test('the docs list every input of both components', () => {
+    const docs = readProjectFile(DOCS);
+    for (const template of templates.values()) {
+      for (const name of Object.keys(template.inputs)) expect([template.name, name, docs.includes(`\`${name}\``)]).toEqual([template.name, name, true]);
+    }
+  });
+});
+
+describe('the include checker', () => {
+  const deploy = (inputs: string): string => `include:
+  - component: gitlab.example.com/acme/safe-scp/safe-scp@1.0.0
+    inputs:
+      source: dist/
+      host: web1.example.com
+      target: /srv/app/
+${inputs}`;
+
+  const check = (yaml: string): string[] => checkIncludes([['bad.yml', yaml]], templates);
+
+  test('accepts a correct include', () => {
+    expect(check(deploy('      port: 2222\n      recursive: false\n'))).toEqual([]);
+  });
+
+  test('fails on an input the component does not declare, with GitLab\'s wording', () => {
+    expect(check(deploy('      hostname: web2.example.com\n      max-connections: 2\n'))).toEqual([
+      'bad.yml: gitlab.example.com/acme/safe-scp/safe-scp@1.0.0: unknown input arguments: hostname, max-connections',
+    ]);
+  });
+
+  test('fails on a wrong type, a value outside the options, a regex mismatch and a missing input', () => {
+    const problems = check(`include:
+  - component: gitlab.example.com/acme/safe-scp/safe-scp@1.0.0
+    inputs:
+      source: dist/
+      host: web1.example.com:22
+      port: '2222'
+      install: yarn
+`);
+    expect(problems).toEqual([
+      expect.stringContaining('`host` input: `web1.example.com:22` does not match required regex'),
+      expect.stringContaining('`port` input: provided value is not a number ("2222")'),
+      expect.stringContaining('`target` input: required value has not been provided'),
+      expect.stringContaining('`install` input: `yarn` is not in the list of allowed options (npm, none)'),
+    ]);
+  });
+
+  test('reads YAML 1.1 booleans as GitLab does: `yes` is not a string', () => {
+    expect(check(deploy('      user: yes\n'))).toEqual([expect.stringContaining('`user` input: provided value is not a string (true)')]);
+  });
+
+  test('finds includes in the yaml blocks of Markdown, and ignores other components', () => {
+    const markdown = `Text.\n\n\`\`\`yaml\n${deploy('      bogus: 1\n')}  - component: gitlab.example.com/other/thing@1.0.0\n    inputs: { anything: 1 }\n\`\`\`\n`;
+    expect(checkIncludes([['README.md', markdown]], templates)).toEqual([
+      'README.md (yaml block 1): gitlab.example.com/acme/safe-scp/safe-scp@1.0.0: unknown input arguments: bogus',
+    ]);
+  });
+
+  test('checks one include directly', () => {
+    const include = { where: 'x.yml', component: 'c/safe-scp-cli@1.0.0', name: 'safe-scp-cli', inputs: { 'known-hosts': 'X' } };
+    expect(checkInclude(include, component('safe-scp-cli'))).toEqual(['x.yml: c/safe-scp-cli@1.0.0: unknown input arguments: known-hosts']);
+  });
+});
+
+describe('the interpolation checker', () => {
+  const header = `spec:
+  inputs:
+    stage:
+      description: Stage.
+      default: deploy
+    unused:
+      description: Never used.
+      default: ''
+---
+`;
+
+  test('fails on a block that names an undeclared input, on other blocks, and on unused inputs', () => {
+    const body = 'job:\n  stage: $[[ inputs.stage ]]\n  script:\n    - echo "$[[ inputs.stag ]]"\n    - echo "$[[ component.sha ]]"\n';
+    const template = loadTemplate('fake', header + body);
+    expect(interpolationProblems(template)).toEqual([
+      'templates/fake.yml: $[[ inputs.stag ]] refers to an undeclared input `stag`',
+      'templates/fake.yml: $[[ component.sha ]] is not a plain $[[ inputs.<name> ]] block',
+      'templates/fake.yml: input `unused` is declared but never used',
+    ]);
+  });
+
+  test('interpolates like GitLab: a whole value keeps its type, an embedded block becomes text', () => {
+    const values = { n: 3, b: true, list: [{ when: 'always' }], s: 'web1' };
+    expect(interpolate({ '$[[ inputs.s ]]-job': { a: '$[[ inputs.n ]]', b: 'x$[[ inputs.b ]]', r: '$[[ inputs.list ]]' } }, values)).toEqual({
+      'web1-job': { a: 3, b: 'xtrue', r: [{ when: 'always' }] },
+    });
+    expect(() => interpolate('$[[ inputs.nope ]]', values)).toThrow(/not declared/);
+  });
+});
+
+describe('GitLab rules beyond the schema', () => {
+  test('a boolean variable value or a resource group with ":" is reported', () => {
+    const doc = { deploy: { script: ['x'], variables: { FLAG: true, PORT: 22, NAME: 'x' }, resource_group: 'safe-scp/web1:22' } };
+    expect(schemaErrors(doc)).toEqual([]);
+    expect(gitlabOnlyProblems(doc)).toEqual([
+      'deploy.variables: variable FLAG is true; GitLab accepts only strings and integers',
+      'deploy.resource_group: "safe-scp/web1:22" is not a valid resource group name',
+    ]);
+  });
+});
