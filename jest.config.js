@@ -8,6 +8,7 @@ const common = {
 };
 
 export default {
+  reporters: ['default', '<rootDir>/test/summary-reporter.js'],
   testTimeout: 180_000,
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },

@@ -186,7 +186,7 @@ async function copyToHost(
       intervalMs: config.hostIntervalMs,
       signal,
     });
-    if (slot.waitedMs > 0) deps.emit({ kind: 'throttle-wait', host: target.host, port: target.port, waitedMs: slot.waitedMs });
+    if (slot.waitedMs >= 50) deps.emit({ kind: 'throttle-wait', host: target.host, port: target.port, waitedMs: slot.waitedMs });
     deps.emit({ kind: 'connect', host: target.host, port: target.port, attempt: n });
     let session: Session | undefined;
     try {

@@ -71,7 +71,8 @@ export function formatDiagnosis(result: CopyResult, style: TextStyle): string {
   lines.push(`  cause:    ${result.cause} (exit ${result.exitCode})`);
   lines.push(`  error:    ${stripControl(error.message)}`);
   lines.push(`  likely:   ${help.summary}`);
-  const attempts = result.attempts.filter((a) => a.host === error.host || error.host === undefined);
+  // error.host is a bare host from a connect failure, `host:port` from a loss mid-transfer (connectionLost).
+  const attempts = result.attempts.filter((a) => error.host === undefined || a.host === error.host || `${a.host}:${a.port}` === error.host);
   if (attempts.length > 0) {
     lines.push('  evidence:');
     for (const a of attempts) {
@@ -83,7 +84,7 @@ export function formatDiagnosis(result: CopyResult, style: TextStyle): string {
         a.dnsMs !== undefined ? `dns ${a.dnsMs}ms` : undefined,
         a.tcpMs !== undefined ? `tcp ${a.tcpMs}ms` : undefined,
         `${a.bytesBeforeBanner ?? 0} bytes before banner`,
-        a.preBannerText ? `server said "${stripControl(a.preBannerText).slice(0, 120)}"` : undefined,
+        a.preBannerText ? `server said "${stripControl(a.preBannerText).trim().slice(0, 120)}"` : undefined,
         a.ending ? `ended by ${a.ending === 'reset' ? 'RST (reset)' : a.ending === 'close' ? 'FIN (clean close)' : 'timeout'}` : undefined,
         a.serverVersion ? `server ${stripControl(a.serverVersion)}` : undefined,
         `${formatDuration(a.durationMs)}`,

@@ -7,6 +7,8 @@
 # The job's working directory, not $CI_PROJECT_DIR: gitlab-ci-local's shell executor sets that to a
 # /builds/... path that does not exist on the host.
 SELF_TEST_DIR="$PWD/.self-test-sshd"
+# Start clean, also where a shell executor reuses the directory: no old keys, no earlier upload.
+rm -rf "$SELF_TEST_DIR" "$PWD/.self-test-target"
 mkdir -p "$SELF_TEST_DIR" /run/sshd
 chmod 700 "$SELF_TEST_DIR"
 

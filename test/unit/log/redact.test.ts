@@ -29,7 +29,8 @@ describe('private key blocks', () => {
   ])('%s inside text is replaced, the text around it kept', (_name, key) => {
     const redact = makeRedactor([]);
     const out = redact(`cannot parse key: ${key} (check SSH_PRIVATE_KEY)`);
-    expect(out).toBe('cannot parse key: [private key redacted]\n (check SSH_PRIVATE_KEY)'.replace('\n', key.endsWith('\r\n') ? '\r\n' : '\n'));
+    const trailing = key.endsWith('\r\n') ? '\r\n' : '\n';
+    expect(out).toBe(`cannot parse key: [private key redacted]${trailing} (check SSH_PRIVATE_KEY)`);
     for (const line of bodyLines(key)) expect(out).not.toContain(line);
   });
 
