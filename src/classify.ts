@@ -51,10 +51,10 @@ export function preBannerText(trace: ConnectTrace): string {
 // eslint-disable-next-line no-control-regex
 const ESCAPES = /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)?|\u001b[ -/]*[0-~]|\u009b[0-?]*[ -/]*[@-~]/g;
 
-export function stripControl(text: string): string {
+export function stripControl(text: string, max = 4000): string {
   // Keep newlines out too: server text is shown inside our own single-line messages.
   // eslint-disable-next-line no-control-regex
-  return text.replace(/\r?\n/g, ' ').replace(ESCAPES, '').replace(/[\u0000-\u001f\u007f-\u009f]/g, '').slice(0, 500);
+  return text.replace(/\r?\n/g, ' ').replace(ESCAPES, '').replace(/[\u0000-\u001f\u007f-\u009f]/g, '').slice(0, max);
 }
 
 function looksLikeSsh(buf: Buffer): boolean {

@@ -82,7 +82,7 @@ async function main(): Promise<number> {
   }
 
   // Heavy modules (ssh2) load only when there is work to do: --version and --help stay fast.
-  const [{ resolveConfig }, { copy }, { SafeScpError, isSafeScpError }, text, { buildReport }, { makeRedactor }] = await Promise.all([
+  const [{ resolveConfig, resolveDoctorConfig }, { copy }, { SafeScpError, isSafeScpError }, text, { buildReport }, { makeRedactor }] = await Promise.all([
     import('./config.js'),
     import('./copy.js'),
     import('./errors.js'),
@@ -93,12 +93,6 @@ async function main(): Promise<number> {
   const redact = makeRedactor([process.env['SSH_PRIVATE_KEY'], process.env['SSH_PRIVATE_KEY_PASSPHRASE']]);
   const err = (line: string): void => stderr(redact(line));
 
-  const command = (argv['_'] as unknown[] | undefined)?.[0];
-  if (command === 'doctor') {
-    err('safe-scp: doctor is not available in this version yet');
-    return 2;
-  }
-
   let hosts = str(argv['hosts']);
   try {
     if (hosts?.startsWith('@')) hosts = fs.readFileSync(hosts.slice(1), 'utf8');
@@ -106,6 +100,8 @@ async function main(): Promise<number> {
     err(`safe-scp: --hosts: cannot read ${hosts}`);
     return 2;
   }
+  const command = (argv['_'] as unknown[] | undefined)?.[0];
+  const doctorTarget = command === 'doctor' ? str(argv['target']) : undefined;
   const raw: RawOptions = {
     operands: ((argv['operands'] as unknown[] | undefined) ?? []).map(String),
     port: str(argv['port']),
@@ -139,7 +135,7 @@ async function main(): Promise<number> {
 
   let config;
   try {
-    config = resolveConfig(raw, process.env);
+    config = doctorTarget !== undefined ? resolveDoctorConfig(raw, doctorTarget, process.env) : resolveConfig(raw, process.env);
   } catch (e: unknown) {
     err(`safe-scp: ${e instanceof Error ? e.message : String(e)}`);
     return isSafeScpError(e) ? e.exitCode : 2;
@@ -171,6 +167,14 @@ async function main(): Promise<number> {
     const line = text.formatEvent(event, style);
     if (line !== undefined) err(line);
   };
+
+  if (doctorTarget !== undefined) {
+    const [{ doctor }, { formatDoctor }] = await Promise.all([import('./diagnose/doctor.js'), import('./log/doctor.js')]);
+    const report = await doctor(config, { env: process.env, emit, signal: controller.signal });
+    if (config.json) process.stdout.write(redact(`${JSON.stringify({ ...report, trace: { ...report.trace, preBanner: report.trace.preBanner.toString('latin1') } })}\n`));
+    else process.stdout.write(redact(`${formatDoctor(report, style)}\n`));
+    return report.exitCode;
+  }
 
   const result = await copy(config, { env: process.env, emit, signal: controller.signal });
   const exitCode = result.cause === 'interrupted' && signalExit !== undefined ? signalExit : result.exitCode;

@@ -322,3 +322,18 @@ function parseHostsList(value: string): string[] {
     .map((s) => s.replace(/#.*/, '').trim())
     .filter(Boolean);
 }
+
+/** `safe-scp doctor [user@]host[:port]`: the same options, with one host and nothing to copy. */
+export function resolveDoctorConfig(raw: RawOptions, target: string, env: Env): ResolvedConfig {
+  const spec = parseHostSpec(target.replace(/^ssh:\/\//, ''), 'doctor');
+  const host = spec.host.includes(':') ? `[${spec.host}]` : spec.host;
+  return resolveConfig(
+    {
+      ...raw,
+      operands: ['.', `${spec.user ? `${spec.user}@` : ''}${host}:`],
+      recursive: true,
+      ...(spec.port !== undefined ? { port: spec.port } : {}),
+    },
+    env,
+  );
+}

@@ -1,6 +1,7 @@
 // The JSON report (--report FILE and --json): the shape documented in CONTRACT.md, Diagnosis.
 import { stripControl } from '../classify.js';
 import type { CopyResult } from '../copy.js';
+import { analyseAttempts } from '../diagnose/analysis.js';
 import { CAUSE_HELP } from '../diagnose/causes.js';
 
 export interface Report {
@@ -11,6 +12,8 @@ export interface Report {
   phase: string | null;
   explanation: string | null;
   checks: readonly string[];
+  /** Conclusions drawn across attempts (see diagnose/analysis.ts). */
+  analysis: string[];
   durationMs: number;
   attempts: Array<{
     host: string;
@@ -38,6 +41,7 @@ export function buildReport(result: CopyResult, exitCode: number): Report {
     phase: error?.phase ?? null,
     explanation: result.cause ? CAUSE_HELP[result.cause].summary : null,
     checks: result.cause ? CAUSE_HELP[result.cause].checks : [],
+    analysis: result.ok ? [] : analyseAttempts(result.attempts.filter((a) => !error?.host || a.host === error.host)).map(stripControl),
     durationMs: result.durationMs,
     attempts: result.attempts.map((a) => {
       const { host, port, attempt, phase, cause, startedAt, durationMs, error: text, ...evidence } = a;

@@ -1,6 +1,7 @@
 // Human-readable lines for stderr: one per failed attempt, progress with -v, a diagnostic block at the end.
 import { stripControl } from '../classify.js';
 import type { CopyResult } from '../copy.js';
+import { analyseAttempts } from '../diagnose/analysis.js';
 import { CAUSE_HELP } from '../diagnose/causes.js';
 import { formatDuration } from '../util/duration.js';
 import type { SafeScpEvent } from './events.js';
@@ -91,6 +92,11 @@ export function formatDiagnosis(result: CopyResult, style: TextStyle): string {
       ].filter(Boolean);
       lines.push(`    - ${parts.join(', ')}`);
     }
+  }
+  const analysis = analyseAttempts(attempts);
+  if (analysis.length > 0) {
+    lines.push('  analysis:');
+    for (const line of analysis) lines.push(`    - ${stripControl(line)}`);
   }
   const details = error.details;
   if (details && typeof details === 'object' && 'offered' in details) {

@@ -76,8 +76,11 @@ describe('GitLab CI schema', () => {
     );
   });
 
-  test('rejects a broken job, so passing files mean something', () => {
+  test('rejects a broken job and a mistyped input default, so passing files mean something', () => {
     expect(schemaErrors({ deploy: { script: ['x'], retry: { max: 3 }, enviroment: 'production' } })).not.toEqual([]);
+    expect(schemaErrors({ spec: { inputs: { port: { type: 'number', default: '22' } } } })).not.toEqual([]);
+    // A known gap: GitLab 18.10 accepts spec:description, this schema does not; the templates leave it out.
+    expect(schemaErrors({ spec: { description: 'x', inputs: {} } })).not.toEqual([]);
   });
 });
 

@@ -5,7 +5,7 @@ import { backoffDelay, sleep, withRetry, type RetryPolicy } from '../../src/retr
 const POLICY: RetryPolicy = { retries: 5, baseDelayMs: 2000, maxDelayMs: 20_000 };
 const ALMOST_ONE = 1 - Number.EPSILON;
 
-function failure(code: CauseCode, message = code): SafeScpError {
+function failure(code: CauseCode, message: string = code): SafeScpError {
   return new SafeScpError(code, message, { phase: code === 'auth-failed' ? 'auth' : 'banner', host: 'web1' });
 }
 

@@ -1,0 +1,256 @@
+// Issue 4 acceptance, end to end: the built CLI through a fault-injecting proxy in front of a real OpenSSH sshd.
+// Asserts what a user would check: exit code, files on the server, the JSON report, stderr.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startFaultProxy, type FaultPlan, type FaultProxy } from '../../src/harness/fault-proxy.js';
+import { startSshd, type Sshd } from '../../src/harness/sshd.js';
+import { backoffDelay } from '../../src/retry.js';
+import { baseEnv, runCli, startCli, tempDir, type CliResult } from './helpers/cli.js';
+
+interface ReportAttempt {
+  host: string;
+  port: number;
+  attempt: number;
+  phase: string;
+  cause: string | null;
+  startedAt: string;
+  durationMs: number;
+  error: string | null;
+  evidence: Record<string, unknown>;
+}
+interface Report {
+  ok: boolean;
+  exitCode: number;
+  cause: string | null;
+  attempts: ReportAttempt[];
+  files: Array<{ source: string; target: string; bytes: number; verified: boolean }>;
+}
+
+let sshd: Sshd;
+let work: string;
+let env: NodeJS.ProcessEnv;
+const proxies: FaultProxy[] = [];
+let counter = 0;
+
+const sha = (file: string): string => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+const temps = (dir: string): string[] => fs.readdirSync(dir).filter((n) => n.includes('.safe-scp-'));
+
+/** A file of `size` random bytes under the work dir (written in 1 MiB pieces). */
+function randomFile(name: string, size: number): string {
+  const file = path.join(work, name);
+  const fd = fs.openSync(file, 'w');
+  for (let written = 0; written < size; written += 1 << 20) fs.writeSync(fd, crypto.randomBytes(Math.min(1 << 20, size - written)));
+  fs.closeSync(fd);
+  return file;
+}
+
+/** A fresh, empty remote directory (the server is on this machine, so it is also a local path). */
+function remoteDir(name: string): string {
+  const dir = path.join(work, 'srv', `${name}-${++counter}`);
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+async function proxy(plan: FaultPlan): Promise<FaultProxy> {
+  const p = await startFaultProxy({ targetPort: sshd.port, plan });
+  proxies.push(p);
+  return p;
+}
+
+/** Runs the CLI against the proxy with a report file; returns the result and the parsed report. */
+async function viaProxy(p: FaultProxy, args: string[], extraEnv: Record<string, string> = {}): Promise<{ result: CliResult; report: Report }> {
+  const reportFile = path.join(work, `report-${++counter}.json`);
+  const result = await runCli(['-P', String(p.port), '--report', reportFile, ...args], { ...env, SSH_KNOWN_HOSTS: sshd.knownHostsLines('127.0.0.1', p.port), ...extraEnv }, 60_000);
+  const report = JSON.parse(fs.readFileSync(reportFile, 'utf8')) as Report;
+  return { result, report };
+}
+
+const remote = (p: string): string => `${sshd.user}@127.0.0.1:${p}`;
+const end = (a: ReportAttempt): number => Date.parse(a.startedAt) + a.durationMs;
+
+beforeAll(async () => {
+  sshd = await startSshd({});
+  work = tempDir('retry');
+  const home = path.join(work, 'home');
+  fs.mkdirSync(home);
+  env = baseEnv({
+    HOME: home,
+    SSH_PRIVATE_KEY: fs.readFileSync(sshd.userKeyPath, 'utf8'),
+    SAFE_SCP_STATE_DIR: path.join(work, 'state'),
+    SAFE_SCP_HOST_INTERVAL: '0',
+  });
+});
+
+afterEach(async () => {
+  await Promise.all(proxies.splice(0).map((p) => p.close()));
+});
+
+afterAll(async () => {
+  await Promise.all(proxies.splice(0).map((p) => p.close()));
+  await sshd?.stop();
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+});
+
+describe('the first 3 connections fail before the banner: 4 attempts, waits follow the backoff', () => {
+  const policy = { retries: 5, baseDelayMs: 200, maxDelayMs: 1000 };
+  const cases: Array<[string, FaultPlan['fault'], string]> = [
+    ['reset (RST)', { kind: 'reset' }, 'reset-before-banner'],
+    ['close (FIN)', { kind: 'close' }, 'closed-before-banner'],
+    ['"Exceeded MaxStartups" then RST', { kind: 'reset', notice: 'Exceeded MaxStartups\r\n' }, 'throttled-by-server'],
+  ];
+  test.each(cases)('%s', async (_name, fault, cause) => {
+    const p = await proxy({ failFirst: 3, fault });
+    const src = randomFile(`backoff-${++counter}.txt`, 1000);
+    const dir = remoteDir('backoff');
+    const { result, report } = await viaProxy(p, ['--retry-delay', '200ms', '--retry-max-delay', '1s', '--host-interval', '0', src, remote(`${dir}/`)]);
+
+    expect(result.code).toBe(0);
+    expect(sha(path.join(dir, path.basename(src)))).toBe(sha(src));
+    expect(p.connections).toBe(4);
+    expect(report).toMatchObject({ ok: true, exitCode: 0, cause: null });
+    expect(report.attempts.map((a) => [a.attempt, a.phase, a.cause])).toEqual([
+      [1, 'banner', cause],
+      [2, 'banner', cause],
+      [3, 'banner', cause],
+      [4, 'transfer', null],
+    ]);
+    if (cause === 'throttled-by-server') {
+      expect(report.attempts[0]?.evidence['preBannerText']).toContain('Exceeded MaxStartups');
+      expect(result.stderr).toContain('Exceeded MaxStartups');
+    }
+    // One line per failed attempt on stderr, each naming the wait that follows.
+    expect(result.stderr.match(/attempt \d+ to 127\.0\.0\.1:\d+ failed in phase banner/g)).toHaveLength(3);
+    expect(result.stderr.match(/retrying in \d+(?:\.\d)?m?s/g)).toHaveLength(3);
+
+    // The gap between attempt n's end and attempt n+1's start is the backoff for retry n.
+    for (let n = 1; n <= 3; n++) {
+      const gap = Date.parse((report.attempts[n] as ReportAttempt).startedAt) - end(report.attempts[n - 1] as ReportAttempt);
+      const floor = backoffDelay(n, policy, () => 0);
+      const ceiling = backoffDelay(n, policy, () => 1);
+      expect({ retry: n, gap, inRange: gap >= floor - 5 && gap <= ceiling + 150 }).toEqual({ retry: n, gap, inRange: true });
+    }
+  });
+});
+
+test('SAFE_SCP_RETRIES=0 with one reset: exit 75 after exactly one attempt', async () => {
+  const p = await proxy({ failFirst: 1, fault: { kind: 'reset' } });
+  const src = randomFile('once.txt', 100);
+  const dir = remoteDir('once');
+  const { result, report } = await viaProxy(p, [src, remote(`${dir}/`)], { SAFE_SCP_RETRIES: '0' });
+
+  expect(result.code).toBe(75);
+  expect(p.connections).toBe(1);
+  expect(report).toMatchObject({ ok: false, exitCode: 75, cause: 'reset-before-banner' });
+  expect(report.attempts).toHaveLength(1);
+  expect(result.stderr).toMatch(/attempt 1 to 127\.0\.0\.1:\d+ failed in phase banner \[reset-before-banner\].*no retries left/);
+  expect(result.stderr).toContain('FAILED [reset-before-banner]');
+  expect(fs.readdirSync(dir)).toEqual([]);
+});
+
+test('a reset halfway through a 64 MiB upload: the retry sends only what was missing, the result is whole, no temp file remains', async () => {
+  const smalls = Array.from({ length: 8 }, (_, i) => randomFile(`small-${i}.bin`, 64 * 1024));
+  const big = randomFile('big.bin', 64 * 1024 * 1024);
+  const dir = remoteDir('resume');
+  const p = await proxy({ failFirst: 1, fault: { kind: 'reset', at: 'mid-transfer', afterBytes: 32 * 1024 * 1024 } });
+  const { result, report } = await viaProxy(p, ['-v', '--retry-delay', '100ms', ...smalls, big, remote(`${dir}/`)]);
+
+  expect(result.code).toBe(0);
+  expect(p.connections).toBe(2);
+  expect(p.faultsTriggered).toBe(1);
+  expect(report.attempts.map((a) => [a.phase, a.cause])).toEqual([
+    ['transfer', 'connection-lost-mid-transfer'],
+    ['transfer', null],
+  ]);
+  // Every file arrived whole, and nothing half-written is left beside them.
+  for (const file of [...smalls, big]) expect(sha(path.join(dir, path.basename(file)))).toBe(sha(file));
+  expect(temps(dir)).toEqual([]);
+  expect(fs.readdirSync(dir).sort()).toEqual([...smalls, big].map((f) => path.basename(f)).sort());
+  expect(report.files).toHaveLength(9);
+
+  // Each file is reported done exactly once: the small ones in attempt 1, the big one in attempt 2.
+  for (const file of [...smalls, big]) {
+    const line = `${file} -> ${path.join(dir, path.basename(file))} (`;
+    expect({ file, times: result.stderr.split(line).length - 1 }).toEqual({ file, times: 1 });
+  }
+  // The small files were renamed into place before the reset and never rewritten after it.
+  const faultedAt = p.records[0]?.faultedAt ?? 0;
+  for (const file of smalls) expect(fs.statSync(path.join(dir, path.basename(file))).ctimeMs).toBeLessThanOrEqual(faultedAt + 5);
+  // The second connection carried the big file (plus protocol overhead), not the small ones again.
+  const second = p.records[1]?.bytesToServer ?? 0;
+  expect(second).toBeGreaterThan(64 * 1024 * 1024);
+  expect(second).toBeLessThan(64 * 1024 * 1024 + 8 * 64 * 1024);
+});
+
+test('a stalled transfer (hang mid-upload) fails the attempt within a bounded time and the retry succeeds', async () => {
+  const src = randomFile('stall.bin', 16 * 1024 * 1024);
+  const dir = remoteDir('stall');
+  const p = await proxy({ failFirst: 1, fault: { kind: 'hang', at: 'mid-transfer', afterBytes: 4 * 1024 * 1024 } });
+  const { result, report } = await viaProxy(p, ['--stall-timeout', '2s', '--keepalive-interval', '500ms', '--retry-delay', '100ms', src, remote(`${dir}/`)]);
+
+  expect(result.code).toBe(0);
+  expect(p.connections).toBe(2);
+  expect(report.attempts).toHaveLength(2);
+  const first = report.attempts[0] as ReportAttempt;
+  expect(first.phase).toBe('transfer');
+  expect(['stalled', 'connection-lost-mid-transfer']).toContain(first.cause);
+  // Keepalive (3 x 500ms) or the 2s watchdog ends it; either way well under 6s.
+  expect(first.durationMs).toBeLessThan(6000);
+  expect(result.stderr).toMatch(/attempt 1 to .* failed in phase transfer \[(stalled|connection-lost-mid-transfer)\]/);
+  expect(sha(path.join(dir, 'stall.bin'))).toBe(sha(src));
+  expect(temps(dir)).toEqual([]);
+});
+
+describe('a fault during the handshake is retried', () => {
+  const cases: Array<[string, NonNullable<FaultPlan['fault']>]> = [
+    ['RST mid key exchange', { kind: 'reset', at: 'mid-kex', afterBytes: 600 }],
+    ['FIN right after the banner', { kind: 'close', at: 'after-banner' }],
+  ];
+  test.each(cases)('%s', async (_name, fault) => {
+    const p = await proxy({ failFirst: 1, fault });
+    const src = randomFile(`kex-${++counter}.txt`, 5000);
+    const dir = remoteDir('kex');
+    const { result, report } = await viaProxy(p, ['--retry-delay', '100ms', src, remote(`${dir}/`)]);
+
+    expect(result.code).toBe(0);
+    expect(p.connections).toBe(2);
+    expect(p.faultsTriggered).toBe(1);
+    expect(report.attempts).toHaveLength(2);
+    const first = report.attempts[0] as ReportAttempt;
+    expect(first.phase).toBe('kex');
+    expect(first.cause).toBe('connection-lost-in-handshake');
+    expect(first.evidence['serverVersion']).toMatch(/^SSH-2\.0-OpenSSH/);
+    expect(sha(path.join(dir, path.basename(src)))).toBe(sha(src));
+  });
+});
+
+describe('an interrupted upload exits 143 / 130 and leaves the previous file whole and no temp file', () => {
+  const cases: Array<['SIGTERM' | 'SIGINT', number]> = [
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+  ];
+  test.each(cases)('%s', async (signal, code) => {
+    const dir = remoteDir('signal');
+    const target = path.join(dir, 'site.bin');
+    const old = randomFile(`old-${signal}.bin`, 1024 * 1024);
+    fs.copyFileSync(old, target);
+    const src = randomFile(`new-${signal}.bin`, 32 * 1024 * 1024);
+    // -l 80000 (10 MB/s): about 3 s for 32 MiB, so the signal surely lands mid-transfer.
+    const run = startCli(['-P', String(sshd.port), '-l', '80000', src, remote(target)], { ...env, SSH_KNOWN_HOSTS: sshd.knownHostsLines() }, 60_000);
+    let exited = false;
+    void run.done.then(() => (exited = true));
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline && !exited && temps(dir).length === 0) await new Promise((r) => setTimeout(r, 20));
+    expect(temps(dir)).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 300));
+    const sentAt = Date.now();
+    run.child.kill(signal);
+    const result = await run.done;
+
+    expect(result.code).toBe(code);
+    expect(Date.now() - sentAt).toBeLessThan(5000);
+    expect(result.stderr).toContain(`${signal}: stopping`);
+    expect(sha(target)).toBe(sha(old));
+    expect(temps(dir)).toEqual([]);
+  });
+});
