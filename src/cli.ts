@@ -103,7 +103,8 @@ async function main(): Promise<number> {
   const command = (argv['_'] as unknown[] | undefined)?.[0];
   const doctorTarget = command === 'doctor' ? str(argv['target']) : undefined;
   const raw: RawOptions = {
-    operands: ((argv['operands'] as unknown[] | undefined) ?? []).map(String),
+    // Operands after `--` (scp accepts them, for paths starting with '-') land in argv._.
+    operands: [...((argv['operands'] as unknown[] | undefined) ?? []), ...(doctorTarget === undefined ? ((argv['_'] as unknown[] | undefined) ?? []) : [])].map(String),
     port: str(argv['port']),
     identity: list(argv['identity']),
     recursive: argv['recursive'] as boolean | undefined,

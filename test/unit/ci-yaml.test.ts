@@ -27,7 +27,7 @@ import {
   type ComponentTemplate,
 } from '../component/ci-yaml.js';
 
-const DOCS = 'docs/components.md';
+const DOCS = 'README.md';
 
 let validate: ValidateFunction;
 let templates: Map<string, ComponentTemplate>;
