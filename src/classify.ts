@@ -184,11 +184,12 @@ export function classifyLocalError(err: unknown, op: string, path: string): Safe
 }
 
 /** Maps the loss of an established connection (after the SFTP channel opened). */
-export function connectionLost(host: string, err: unknown, stalled: boolean): SafeScpError {
+export function connectionLost(host: string, port: number, err: unknown, stalled: boolean): SafeScpError {
   if (isSafeScpError(err)) return err;
   const { code, message } = fields(err);
+  const where = `${host}:${port}`;
   if (stalled || /Keepalive timeout/i.test(message)) {
-    return new SafeScpError('stalled', `transfer to ${host} stalled: no progress and no answer to keepalives`, { phase: 'transfer', host, cause: err });
+    return new SafeScpError('stalled', `transfer to ${where} stalled: no progress and no answer to keepalives`, { phase: 'transfer', host, cause: err });
   }
-  return new SafeScpError('connection-lost-mid-transfer', `connection to ${host} lost mid-transfer (${code ?? message})`, { phase: 'transfer', host, cause: err });
+  return new SafeScpError('connection-lost-mid-transfer', `connection to ${where} lost mid-transfer (${code ?? message})`, { phase: 'transfer', host, cause: err });
 }

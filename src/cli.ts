@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 // The thin shell: parse argv (yargs, SAFE_SCP_* env twins), wire signals, print, map causes to exit codes.
 import fs from 'node:fs';
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
+import type Yargs from 'yargs';
 import type { RawOptions } from './config.js';
 import type { SafeScpEvent } from './log/events.js';
 
@@ -12,7 +11,7 @@ const list = (value: unknown): string[] | undefined =>
   value === undefined ? undefined : (Array.isArray(value) ? value : [value]).flatMap((v) => String(v).split(/\n/)).map((v) => v.trim()).filter(Boolean);
 const str = (value: unknown): string | undefined => (value === undefined || value === null ? undefined : String(value));
 
-function build(argv: string[]) {
+function build(yargs: typeof Yargs, argv: string[]) {
   return yargs(argv)
     .scriptName('safe-scp')
     .usage('$0 [options] SOURCE... TARGET\n\nCopies files like scp, over SFTP: pinned host keys, per-host throttling, retries for transient resets.\nOperands: local path | [user@]host:[path] | scp://[user@]host[:port][/path]')
@@ -67,7 +66,13 @@ async function main(): Promise<number> {
   const stderr = (text: string): void => {
     process.stderr.write(text.endsWith('\n') ? text : `${text}\n`);
   };
-  const parser = build(hideBin(process.argv));
+  // A bare `--version` answers before yargs loads (about 100 ms of start-up); with SAFE_SCP_* set, yargs decides.
+  if (process.argv.length === 3 && process.argv[2] === '--version' && !Object.keys(process.env).some((k) => k.startsWith('SAFE_SCP'))) {
+    process.stdout.write(`safe-scp ${pkg.version}\n`);
+    return 0;
+  }
+  const [{ default: yargs }, { hideBin }] = await Promise.all([import('yargs'), import('yargs/helpers')]);
+  const parser = build(yargs, hideBin(process.argv));
   let argv: Record<string, unknown>;
   try {
     argv = (await parser.parse()) as Record<string, unknown>;

@@ -6,7 +6,8 @@ import { loadPins } from './hostkeys/load-pins.js';
 import type { HostKeyPins } from './hostkeys/policy.js';
 import type { AttemptEvidence, EventSink } from './log/events.js';
 import { withRetry, type RetryHooks } from './retry.js';
-import { newTrace, openSession, type Session } from './ssh/connect.js';
+import type { Duplex } from 'node:stream';
+import { newTrace, openSession, openTunnel, type Session, type Tunnel } from './ssh/connect.js';
 import { agentSocket, loadIdentities, type Identity } from './ssh/key.js';
 import { acquireHostSlot } from './throttle/host-limiter.js';
 import { BandwidthLimiter } from './throttle/bandwidth.js';
@@ -161,11 +162,12 @@ async function copyToHost(
 
   const attempt = async (n: number): Promise<void> => {
     attemptCount = n;
-    const trace = newTrace(target);
     const attemptStart = Date.now();
+    // The trace of the hop being connected: a jump host's while the chain is built, then the target's.
+    let trace = newTrace(target);
     const evidence = (): AttemptEvidence => ({
-      host: target.host,
-      port: target.port,
+      host: trace.host,
+      port: trace.port,
       attempt: n,
       startedAt: new Date(attemptStart).toISOString(),
       durationMs: Date.now() - attemptStart,
@@ -180,32 +182,56 @@ async function copyToHost(
       ...(trace.algorithms ? { algorithms: trace.algorithms } : {}),
       ...(trace.hostKey ? { hostKey: trace.hostKey } : {}),
     });
-    const slot = await acquireHostSlot(`${target.host}:${target.port}`, {
-      stateDir: config.stateDir,
-      concurrency: config.hostConcurrency,
-      intervalMs: config.hostIntervalMs,
+    const common = {
+      identities: prepared.identities,
+      agent: prepared.agent,
+      pins: prepared.pins,
+      strictHostKeyChecking: config.strictHostKeyChecking,
+      acceptNewFile: config.acceptNewFile,
+      connectTimeoutMs: config.connectTimeoutMs,
+      keepaliveIntervalMs: config.keepaliveIntervalMs,
+      keepaliveCountMax: config.keepaliveCountMax,
       signal,
-    });
-    if (slot.waitedMs >= 50) deps.emit({ kind: 'throttle-wait', host: target.host, port: target.port, waitedMs: slot.waitedMs });
-    deps.emit({ kind: 'connect', host: target.host, port: target.port, attempt: n });
+      emit: deps.emit,
+    };
+    /** Connects one hop while holding that host's throttle slot (released once authenticated). */
+    const throttled = async <T>(hop: HostTarget, connect: (onAuthenticated: () => void) => Promise<T>): Promise<T> => {
+      const slot = await acquireHostSlot(`${hop.host}:${hop.port}`, {
+        stateDir: config.stateDir,
+        concurrency: config.hostConcurrency,
+        intervalMs: config.hostIntervalMs,
+        signal,
+      });
+      if (slot.waitedMs >= 50) deps.emit({ kind: 'throttle-wait', host: hop.host, port: hop.port, waitedMs: slot.waitedMs });
+      deps.emit({ kind: 'connect', host: hop.host, port: hop.port, attempt: n });
+      try {
+        return await connect(() => void slot.release());
+      } finally {
+        await slot.release();
+      }
+    };
+
+    const tunnels: Tunnel[] = [];
     let session: Session | undefined;
     try {
-      session = await openSession(
-        {
-          target,
-          identities: prepared.identities,
-          agent: prepared.agent,
-          pins: prepared.pins,
-          strictHostKeyChecking: config.strictHostKeyChecking,
-          acceptNewFile: config.acceptNewFile,
-          connectTimeoutMs: config.connectTimeoutMs,
-          keepaliveIntervalMs: config.keepaliveIntervalMs,
-          keepaliveCountMax: config.keepaliveCountMax,
-          signal,
-          emit: deps.emit,
-          onAuthenticated: () => void slot.release(),
-        },
-        trace,
+      // Each jump host is pinned and throttled on its own; a retry rebuilds the whole chain.
+      let sock: Duplex | undefined;
+      for (const [i, hop] of config.jumpHosts.entries()) {
+        trace = newTrace(hop);
+        const hopTrace = trace;
+        const through = sock;
+        const tunnel = await throttled(hop, (onAuthenticated) =>
+          openTunnel({ ...common, target: hop, onAuthenticated, ...(through ? { sock: through } : {}) }, hopTrace),
+        );
+        tunnels.push(tunnel);
+        const next = config.jumpHosts[i + 1] ?? target;
+        sock = await tunnel.forward(next.host, next.port);
+      }
+      trace = newTrace(target);
+      const targetTrace = trace;
+      const through = sock;
+      session = await throttled(target, (onAuthenticated) =>
+        openSession({ ...common, target, onAuthenticated, ...(through ? { sock: through } : {}) }, targetTrace),
       );
       deps.emit({
         kind: 'connected',
@@ -216,7 +242,7 @@ async function copyToHost(
         hostKey: trace.hostKey ?? { type: '', fingerprint: '' },
         ...(trace.algorithms?.['cipher'] ? { cipher: trace.algorithms['cipher'] } : {}),
       });
-      await transferWithWatchdog(session, config, prepared, state, signal);
+      await transferWithWatchdog(session, tunnels, config, prepared, state, signal);
       lastEvidence = evidence();
       allAttempts.push(lastEvidence);
     } catch (err: unknown) {
@@ -224,8 +250,8 @@ async function copyToHost(
       allAttempts.push(lastEvidence);
       throw err;
     } finally {
-      await slot.release();
       session?.close();
+      for (const tunnel of tunnels.reverse()) tunnel.close();
     }
   };
 
@@ -233,7 +259,7 @@ async function copyToHost(
     signal,
     ...(deps.random ? { random: deps.random } : {}),
     onFailure: (error, n, nextDelayMs, retriesLeft) => {
-      const evidence = allAttempts.filter((a) => a.host === target.host && a.port === target.port).at(-1);
+      const evidence = lastEvidence?.attempt === n ? lastEvidence : undefined;
       const ev: AttemptEvidence = {
         ...(evidence ?? { host: target.host, port: target.port, attempt: n, startedAt: new Date().toISOString(), durationMs: 0, phase: error.phase }),
         cause: error.code,
@@ -281,7 +307,7 @@ async function copyToHost(
 }
 
 /** Runs the transfer; a watchdog ends a connection that makes no progress for --stall-timeout. */
-async function transferWithWatchdog(session: Session, config: ResolvedConfig, prepared: Prepared, state: TransferState, signal: AbortSignal): Promise<void> {
+async function transferWithWatchdog(session: Session, tunnels: readonly Tunnel[], config: ResolvedConfig, prepared: Prepared, state: TransferState, signal: AbortSignal): Promise<void> {
   state.lastProgress = Date.now();
   const watchdog = setInterval(() => {
     const idle = Date.now() - Math.max(state.lastProgress, session.fs.lastActivity);
@@ -305,7 +331,7 @@ async function transferWithWatchdog(session: Session, config: ResolvedConfig, pr
       config.direction === 'upload'
         ? upload(session.fs, prepared.localSources, config.target, options, state)
         : download(session.fs, config.sources, config.target, { ...options, recursive: config.recursive }, state);
-    await Promise.race([work, session.lost]);
+    await Promise.race([work, session.lost, ...tunnels.map((t) => t.lost)]);
   } catch (err: unknown) {
     if (signal.aborted && isSafeScpError(signal.reason)) throw signal.reason;
     throw err;

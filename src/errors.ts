@@ -35,6 +35,7 @@ export type CauseCode =
   | 'kex-timeout'
   | 'dns-not-found'
   | 'sftp-timeout'
+  | 'jump-forward-refused'
   | 'host-key-unknown'
   | 'host-key-changed'
   | 'host-key-revoked'
@@ -77,6 +78,7 @@ export const CAUSES: Readonly<Record<CauseCode, CauseInfo>> = {
   'kex-timeout': { exitCode: 75, retryable: true },
   'dns-not-found': { exitCode: 1, retryable: false },
   'sftp-timeout': { exitCode: 75, retryable: true },
+  'jump-forward-refused': { exitCode: 1, retryable: false },
   'host-key-unknown': { exitCode: 3, retryable: false },
   'host-key-changed': { exitCode: 3, retryable: false },
   'host-key-revoked': { exitCode: 3, retryable: false },

@@ -89,6 +89,10 @@ export const CAUSE_HELP: Readonly<Record<CauseCode, CauseHelp>> = {
     summary: 'The transfer made no progress and the server stopped answering keepalives.',
     checks: ['Check for MTU/fragmentation problems (`ping -M do -s 1400 HOST`) and stateful firewalls that drop idle or large flows.'],
   },
+  'jump-forward-refused': {
+    summary: 'The jump host authenticated us but refused to open a tunnel to the next host.',
+    checks: ['On the jump host, sshd_config must allow forwarding for this user: `AllowTcpForwarding yes` (or `local`), and `PermitOpen` must include the target host:port.'],
+  },
   'sftp-timeout': { summary: 'Opening the SFTP channel timed out.', checks: ['Check server load and the sftp subsystem.'] },
   'verify-failed': { summary: 'The transferred size did not match the source.', checks: ['Check free space on the target and whether the source changed during the copy.'] },
   timeout: { summary: 'The whole run took longer than --timeout.', checks: ['Raise --timeout (SAFE_SCP_TIMEOUT), or look at the attempts above for what was slow.'] },

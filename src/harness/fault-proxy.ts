@@ -29,7 +29,7 @@ export interface FaultSpec {
   afterBytes?: number;
   /**
    * `reset` only: ms between the last byte forwarded to the client (banner, partial KEX, notice) and the RST.
-   * Default 20 for after-banner / mid-kex / mid-transfer, 0 for before-banner. Why: when data and the RST reach a
+   * Default 50 for after-banner / mid-kex / mid-transfer, 0 for before-banner. Why: when data and the RST reach a
    * Node client in the same poll round, libuv reports a plain EOF ('end', no ECONNRESET); the settle time lets
    * the client read the data first, so it then sees ECONNRESET. With 0, ssh2 mostly sees a FIN-shaped close.
    */
@@ -100,7 +100,7 @@ export interface FaultProxyOptions {
 
 const DEFAULT_MID_KEX_BYTES = 1000;
 const DEFAULT_MID_TRANSFER_BYTES = 32 * 1024 * 1024;
-const DEFAULT_SETTLE_MS = 20;
+const DEFAULT_SETTLE_MS = 50;
 const IDENT_WAIT_MS = 1000;
 
 /** Deterministic 32-bit PRNG (mulberry32): returns a function yielding floats in [0, 1). */
@@ -227,8 +227,17 @@ function errorText(error: unknown): string {
   return String(error);
 }
 
+/**
+ * RST via resetAndDestroy(), except while our own end() (a shutdown) is still pending: then libuv refuses
+ * (uv_tcp_close_reset -> EINVAL), Node emits 'reset EINVAL' and leaks the handle, and the process later spins
+ * forever at exit in Environment::CleanupHandles (Node 20.20). A plain destroy() is used in that case.
+ */
 function reset(socket: net.Socket | undefined): void {
   if (socket === undefined || socket.destroyed) return;
+  if (socket.writableEnded && !socket.writableFinished) {
+    socket.destroy();
+    return;
+  }
   try {
     socket.resetAndDestroy();
   } catch {

@@ -41,7 +41,10 @@ export function buildReport(result: CopyResult, exitCode: number): Report {
     phase: error?.phase ?? null,
     explanation: result.cause ? CAUSE_HELP[result.cause].summary : null,
     checks: result.cause ? CAUSE_HELP[result.cause].checks : [],
-    analysis: result.ok ? [] : analyseAttempts(result.attempts.filter((a) => !error?.host || a.host === error.host)).map(stripControl),
+    // Not .map(stripControl): the index would become its length cap. error.host may be `host:port` (connectionLost).
+    analysis: result.ok
+      ? []
+      : analyseAttempts(result.attempts.filter((a) => !error?.host || a.host === error.host || `${a.host}:${a.port}` === error.host)).map((line) => stripControl(line)),
     durationMs: result.durationMs,
     attempts: result.attempts.map((a) => {
       const { host, port, attempt, phase, cause, startedAt, durationMs, error: text, ...evidence } = a;

@@ -114,8 +114,53 @@ function tapBanner(sock: Duplex, trace: ConnectTrace): void {
   sock.on('newListener', onNewListener);
 }
 
+/** An authenticated connection without SFTP: a jump host, used to tunnel to the next hop. */
+export interface Tunnel {
+  readonly client: Client;
+  readonly lost: Promise<never>;
+  /** Opens a direct-tcpip channel to host:port through this hop. */
+  forward(host: string, port: number): Promise<Duplex>;
+  close(): void;
+}
+
 /** Connects, verifies the host key against the pins, authenticates and opens SFTP. */
 export async function openSession(options: ConnectOptions, trace: ConnectTrace): Promise<Session> {
+  return (await establish(options, trace, true)) as Session;
+}
+
+/** Connects and authenticates to a jump host (pinned and throttled like any host). */
+export async function openTunnel(options: ConnectOptions, trace: ConnectTrace): Promise<Tunnel> {
+  const session = await establish(options, trace, false);
+  const { client } = session;
+  return {
+    client,
+    lost: session.lost,
+    close: session.close,
+    forward: (host, port) =>
+      new Promise<Duplex>((resolve, reject) => {
+        client.forwardOut('127.0.0.1', 0, host, port, (err, stream) => {
+          if (err) reject(classifyForwardFailure(options.target, host, port, err));
+          else resolve(stream);
+        });
+      }),
+  };
+}
+
+function classifyForwardFailure(jump: HostTarget, host: string, port: number, err: Error): SafeScpError {
+  const where = `${host}:${port} via jump host ${jump.host}:${jump.port}`;
+  const text = err.message;
+  if (/prohibited/i.test(text)) {
+    return new SafeScpError('jump-forward-refused', `jump host ${jump.host}:${jump.port} refuses to forward to ${host}:${port} (${text}): AllowTcpForwarding is off or restricted`, {
+      phase: 'tcp',
+      host: jump.host,
+      cause: err,
+    });
+  }
+  if (/refused/i.test(text)) return new SafeScpError('connect-refused', `connection to ${where} refused`, { phase: 'tcp', host, cause: err });
+  return new SafeScpError('connect-failed', `cannot connect to ${where}: ${text}`, { phase: 'tcp', host, cause: err });
+}
+
+async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp: boolean): Promise<Session | (Omit<Session, 'fs'> & { fs?: undefined })> {
   const { target } = options;
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -166,7 +211,7 @@ export async function openSession(options: ConnectOptions, trace: ConnectTrace):
   });
   lost.catch(() => undefined);
 
-  const session = new Promise<Session>((resolve, reject) => {
+  const session = new Promise<Session | (Omit<Session, 'fs'> & { fs?: undefined })>((resolve, reject) => {
     let settled = false;
     const fail = (err: unknown): void => {
       if (settled) return;
@@ -186,7 +231,7 @@ export async function openSession(options: ConnectOptions, trace: ConnectTrace):
     });
     client.on('close', () => {
       if (!settled) fail(lastError ?? new Error('connection closed'));
-      else rejectLost(connectionLost(`${target.host}:${target.port}`, lastError ?? new Error('connection closed'), stalled));
+      else rejectLost(connectionLost(target.host, target.port, lastError ?? new Error('connection closed'), stalled));
     });
     client.on('handshake', (negotiated) => {
       trace.phase = 'auth';
@@ -197,27 +242,34 @@ export async function openSession(options: ConnectOptions, trace: ConnectTrace):
         mac: negotiated.cs.mac,
       };
     });
+    const connected = {
+      client,
+      trace,
+      lost,
+      markStalled: (): void => {
+        stalled = true;
+      },
+      close: (): void => {
+        client.end();
+        setTimeout(() => sock.destroy(), 1000).unref();
+      },
+    };
     client.on('ready', () => {
       trace.phase = 'sftp';
       options.onAuthenticated?.();
+      if (!wantSftp) {
+        settled = true;
+        clearTimeout(timer);
+        trace.phase = 'transfer';
+        resolve(connected);
+        return;
+      }
       client.sftp((err, sftp) => {
         if (err) return fail(err);
         settled = true;
         clearTimeout(timer);
         trace.phase = 'transfer';
-        resolve({
-          client,
-          fs: new RemoteFs(sftp, lost),
-          trace,
-          lost,
-          markStalled: () => {
-            stalled = true;
-          },
-          close: () => {
-            client.end();
-            setTimeout(() => sock.destroy(), 1000).unref();
-          },
-        });
+        resolve({ ...connected, fs: new RemoteFs(sftp, lost) });
       });
     });
 

@@ -397,7 +397,7 @@ describe('connectionLost', () => {
     ['keepalive timeout', Object.assign(new Error('Keepalive timeout'), { level: 'client-timeout' }), false, 'stalled'],
     ['watchdog stall', new Error('connection closed'), true, 'stalled'],
   ])('%s', (_name, err, stalled, cause) => {
-    const e = connectionLost('web1:22', err, stalled);
+    const e = connectionLost('web1', 22, err, stalled);
     expect(e.code).toBe(cause);
     expect(e.exitCode).toBe(75);
     expect(e.retryable).toBe(true);
@@ -423,7 +423,8 @@ describe('stripControl', () => {
     expect(stripControl(input)).toBe(output);
   });
 
-  test('output is capped at 500 characters', () => {
-    expect(stripControl('x'.repeat(2000))).toHaveLength(500);
+  test('output is capped (at max when given)', () => {
+    expect(stripControl('x'.repeat(2000), 500)).toHaveLength(500);
+    expect(stripControl('x'.repeat(100_000)).length).toBeLessThanOrEqual(4000);
   });
 });

@@ -1,5 +1,5 @@
 // Unit tests for the JSON report: the CONTRACT shape, many hosts, control characters stripped from server text.
-import { classifyConnectFailure } from '../../../src/classify.js';
+import { classifyConnectFailure, connectionLost } from '../../../src/classify.js';
 import type { CopyResult, HostResult } from '../../../src/copy.js';
 import { CAUSE_HELP } from '../../../src/diagnose/causes.js';
 import { SafeScpError } from '../../../src/errors.js';
@@ -93,6 +93,27 @@ describe('buildReport', () => {
     expect(report.checks).toEqual(CAUSE_HELP['throttled-by-server'].checks);
     expect(report.details).toEqual({ error: 'Connection lost before handshake' });
     expect(report.hosts[0]).toEqual({ host: 'web1', port: 22, ok: false, exitCode: 75, cause: 'throttled-by-server', attempts: 1, bytes: 0, durationMs: 900 });
+  });
+
+  test('the analysis lines are whole and free of control characters', () => {
+    const report = buildReport(failedRun(), 75);
+    expect(report.analysis.length).toBeGreaterThan(1);
+    for (const line of report.analysis) {
+      expect(line.length).toBeGreaterThan(20);
+      expect(line).not.toMatch(CONTROL);
+    }
+    expect(report.analysis[0]).toContain('"Exceeded MaxStartups"');
+  });
+
+  test('a connection lost mid-transfer (error host "host:port") still gets its analysis', () => {
+    const error = connectionLost('web1', 22, Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), false);
+    const lost = (n: number): AttemptEvidence => attempt({ attempt: n, phase: 'transfer', cause: 'connection-lost-mid-transfer', error: error.message, serverVersion: 'SSH-2.0-OpenSSH_9.6' });
+    const run: CopyResult = { ...failedRun(), exitCode: 75, cause: error.code, error, attempts: [lost(1), lost(2)] };
+    expect(buildReport(run, 75).analysis.join('\n')).toContain('2 attempts lost the connection mid-transfer');
+  });
+
+  test('a successful run has no analysis', () => {
+    expect(buildReport(okRun(), 0).analysis).toEqual([]);
   });
 
   test('the exit code passed in wins (e.g. 130 for SIGINT)', () => {

@@ -185,7 +185,7 @@ describe('formatDiagnosis', () => {
   });
 
   test('a connection lost mid-transfer (error host "host:port") still shows its attempts', () => {
-    const error = connectionLost('web1.example.com:22', Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), false);
+    const error = connectionLost('web1.example.com', 22, Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), false);
     const text = formatDiagnosis(failed(error, [evidence({ phase: 'transfer', cause: 'connection-lost-mid-transfer', ending: 'reset' })]), PLAIN);
     expect(text).toContain('  evidence:');
     expect(text).toContain('attempt 1, web1.example.com:22, phase transfer, cause connection-lost-mid-transfer');
