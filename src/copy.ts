@@ -1,4 +1,5 @@
 // Runs a copy: load keys and pins, plan, then per host connect (throttled, retried) and transfer.
+import { rm } from 'node:fs/promises';
 import { SafeScpError, exitSeverity, isSafeScpError, type CauseCode } from './errors.js';
 import type { HostTarget, ResolvedConfig } from './config.js';
 import { classifyLocalError } from './classify.js';
@@ -284,8 +285,10 @@ async function copyToHost(
     await withRetry(attempt, { retries: config.retries, baseDelayMs: config.retryDelayMs, maxDelayMs: config.retryMaxDelayMs }, hooks);
   } catch (err: unknown) {
     error = isSafeScpError(err) ? err : new SafeScpError('internal', String(err), { phase: 'run', cause: err });
-    // Temp files of a failed attempt whose connection died are removed by the next attempt; none is left now.
   }
+  // Temp files of an attempt whose connection died are removed by the next attempt; when no attempt
+  // follows (out of retries, interrupted, permanent failure) one short extra connection removes them.
+  if (error && state.temps.size > 0) await removeLeftoverTemps(target, config, prepared, state, deps);
   const hostFiles = [...state.done.values()];
   return {
     result: {
@@ -304,6 +307,72 @@ async function copyToHost(
     files: hostFiles,
     error,
   };
+}
+
+/** Bounds of the clean-up connection: it must not hold up a failed or interrupted run for long. */
+const CLEANUP_CONNECT_MS = 10_000;
+const CLEANUP_TOTAL_MS = 15_000;
+
+/**
+ * Removes the temp files a failed attempt could not remove itself (its connection was gone), over one
+ * fresh connection that is throttled like any attempt but never retried and not counted as one.
+ */
+async function removeLeftoverTemps(target: HostTarget, config: ResolvedConfig, prepared: Prepared, state: TransferState, deps: CopyDeps): Promise<void> {
+  const where = `${target.host}:${target.port}`;
+  if (config.direction === 'download') {
+    for (const temp of [...state.temps]) {
+      await rm(temp, { force: true }).then(() => state.temps.delete(temp), () => undefined);
+    }
+    return;
+  }
+  let session: Session | undefined;
+  let slot: Awaited<ReturnType<typeof acquireHostSlot>> | undefined;
+  const bound = setTimeout(() => session?.client.destroy(), CLEANUP_TOTAL_MS);
+  bound.unref();
+  try {
+    slot = await acquireHostSlot(where, {
+      stateDir: config.stateDir,
+      concurrency: config.hostConcurrency,
+      intervalMs: config.hostIntervalMs,
+      maxWaitMs: CLEANUP_CONNECT_MS,
+    });
+    const current = slot;
+    session = await openSession(
+      {
+        target,
+        identities: prepared.identities,
+        agent: prepared.agent,
+        pins: prepared.pins,
+        strictHostKeyChecking: config.strictHostKeyChecking,
+        acceptNewFile: config.acceptNewFile,
+        connectTimeoutMs: Math.min(config.connectTimeoutMs, CLEANUP_CONNECT_MS),
+        keepaliveIntervalMs: config.keepaliveIntervalMs,
+        keepaliveCountMax: config.keepaliveCountMax,
+        emit: deps.emit,
+        onAuthenticated: () => void current.release(),
+      },
+      newTrace(target),
+    );
+    for (const temp of [...state.temps]) {
+      await session.fs.unlink(temp).then(
+        () => state.temps.delete(temp),
+        (err: unknown) => {
+          // Already gone is fine; anything else leaves it listed below.
+          if (isSafeScpError(err) && err.code === 'remote-no-such-path') state.temps.delete(temp);
+        },
+      );
+    }
+    deps.emit({ kind: 'debug', message: `removed the temporary files of the failed attempt on ${where}` });
+  } catch (err: unknown) {
+    deps.emit({ kind: 'debug', message: `could not connect to ${where} to remove temporary files: ${err instanceof Error ? err.message : String(err)}` });
+  } finally {
+    clearTimeout(bound);
+    await slot?.release();
+    session?.close();
+  }
+  if (state.temps.size > 0) {
+    deps.emit({ kind: 'debug', message: `temporary files left on ${where}: ${[...state.temps].join(', ')}` });
+  }
 }
 
 /** Runs the transfer; a watchdog ends a connection that makes no progress for --stall-timeout. */

@@ -1,4 +1,5 @@
 // Reasoning across attempts: a standing block and a momentary overload look alike in one attempt, not in several.
+import { stripControl } from '../classify.js';
 import type { AttemptEvidence } from '../log/events.js';
 
 const BEFORE_BANNER = new Set(['reset-before-banner', 'closed-before-banner', 'throttled-by-server']);
@@ -10,7 +11,9 @@ export function analyseAttempts(attempts: readonly AttemptEvidence[]): string[] 
   const lines: string[] = [];
   const early = failed.filter((a) => a.cause && BEFORE_BANNER.has(a.cause));
   const succeededOrBanner = attempts.filter((a) => a.cause === undefined || a.serverVersion !== undefined);
-  const said = [...new Set(failed.map((a) => a.preBannerText?.trim()).filter((t): t is string => Boolean(t)))];
+  // Raw server text: strip control characters before trimming and cutting, or an escape sequence cut in half
+  // leaves residue ("[31") and a trailing CR/LF becomes a trailing space.
+  const said = [...new Set(failed.map((a) => stripControl(a.preBannerText ?? '').trim()).filter(Boolean))];
 
   if (said.length > 0) lines.push(`the server's own words before dropping the connection: ${said.map((t) => `"${t.slice(0, 120)}"`).join(', ')}`);
   if (said.some((t) => /MaxStartups/i.test(t))) {
@@ -37,7 +40,14 @@ export function analyseAttempts(attempts: readonly AttemptEvidence[]): string[] 
   }
   const resets = early.filter((a) => a.ending === 'reset').length;
   const closes = early.filter((a) => a.ending === 'close').length;
-  if (resets + closes > 0 && early.length > 0) lines.push(`endings before the banner: ${resets} reset (RST), ${closes} clean close (FIN)`);
+  // After text from the server a close is ambiguous (an RST arriving with the text is reported as a plain end of stream).
+  const closesAfterText = early.filter((a) => a.ending === 'close' && (a.bytesBeforeBanner ?? 0) > 0).length;
+  if (resets + closes > 0 && early.length > 0) {
+    lines.push(
+      `endings before the banner: ${resets} reset (RST), ${closes - closesAfterText} clean close (FIN)` +
+        (closesAfterText > 0 ? `, ${closesAfterText} end of stream right after the server's text (FIN or RST: indistinguishable once text arrived)` : ''),
+    );
+  }
   const midTransfer = failed.filter((a) => a.cause === 'connection-lost-mid-transfer' || a.cause === 'stalled').length;
   if (midTransfer >= 2) lines.push(`${midTransfer} attempts lost the connection mid-transfer: look at the network path (MTU, idle or volume limits on firewalls/NAT) rather than sshd`);
   return lines;

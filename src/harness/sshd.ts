@@ -103,8 +103,13 @@ export interface Sshd {
   authenticatedConnections(): number;
   /** One entry per 'Accepted <method> for USER from ADDR port PORT' line, in arrival order (live array). */
   authEvents: AuthEvent[];
-  /** Resolves with the first log line (past or future) matching `regex`; rejects after timeoutMs. */
-  waitForLog(regex: RegExp, timeoutMs?: number): Promise<string>;
+  /**
+   * Resolves with the first log line matching `regex`, among lines from index `sinceLine` on (default 0: the
+   * whole log, including lines already there); rejects after timeoutMs (default 5000).
+   */
+  waitForLog(regex: RegExp, timeoutMs?: number, sinceLine?: number): Promise<string>;
+  /** Number of complete log lines so far (pass it as `sinceLine` to wait only for newer lines). */
+  logLineCount(): number;
   /** The listener PID followed by its live descendants (per-connection children, sessions). */
   processTree(): number[];
   /** True until the listener exited. */
@@ -291,9 +296,9 @@ class RunningSshd {
     return this.lines.join('\n') + (this.lines.length > 0 ? '\n' : '') + this.partial;
   }
 
-  waitForLog(regex: RegExp, timeoutMs: number): Promise<string> {
+  waitForLog(regex: RegExp, timeoutMs: number, sinceLine: number): Promise<string> {
     const plain = new RegExp(regex.source, regex.flags.replace(/[gy]/g, ''));
-    const existing = this.lines.find((line) => plain.test(line));
+    const existing = this.lines.slice(Math.max(0, sinceLine)).find((line) => plain.test(line));
     if (existing !== undefined) return Promise.resolve(existing);
     return new Promise<string>((resolve, reject) => {
       const waiter = {
@@ -463,7 +468,8 @@ function makeHandle(running: RunningSshd, input: HandleInput): Sshd {
     log: () => running.log(),
     authenticatedConnections: () => running.authEvents.length,
     authEvents: running.authEvents,
-    waitForLog: (regex, timeoutMs = 5000) => running.waitForLog(regex, timeoutMs),
+    waitForLog: (regex, timeoutMs = 5000, sinceLine = 0) => running.waitForLog(regex, timeoutMs, sinceLine),
+    logLineCount: () => running.lines.length,
     processTree: () => (running.exited ? [] : [pid, ...descendantsOf(pid).map((proc) => proc.pid)]),
     running: () => !running.exited,
     stop() {

@@ -52,6 +52,17 @@ export function formatEvent(event: SafeScpEvent, style: TextStyle): string | und
   }
 }
 
+/**
+ * How an attempt ended. A close right after text the server sent is ambiguous: when the text and an RST arrive
+ * together, libuv reports a plain end of stream (sshd's MaxStartups drop is an RST on the wire, yet shows here as
+ * an end of stream), so only a close with no data before it is known to be a FIN.
+ */
+function endingLabel(a: { ending?: 'reset' | 'close' | 'timeout'; bytesBeforeBanner?: number; serverVersion?: string }): string {
+  if (a.ending === 'reset') return 'RST (reset)';
+  if (a.ending === 'timeout') return 'timeout';
+  return (a.bytesBeforeBanner ?? 0) > 0 && a.serverVersion === undefined ? 'FIN or RST right after that text (indistinguishable from here)' : 'FIN (clean close)';
+}
+
 let sectionCounter = 0;
 
 /** Wraps lines in a GitLab collapsible section when running in GitLab CI. */
@@ -86,7 +97,7 @@ export function formatDiagnosis(result: CopyResult, style: TextStyle): string {
         a.tcpMs !== undefined ? `tcp ${a.tcpMs}ms` : undefined,
         `${a.bytesBeforeBanner ?? 0} bytes before banner`,
         a.preBannerText ? `server said "${stripControl(a.preBannerText).trim().slice(0, 120)}"` : undefined,
-        a.ending ? `ended by ${a.ending === 'reset' ? 'RST (reset)' : a.ending === 'close' ? 'FIN (clean close)' : 'timeout'}` : undefined,
+        a.ending ? `ended by ${endingLabel(a)}` : undefined,
         a.serverVersion ? `server ${stripControl(a.serverVersion)}` : undefined,
         `${formatDuration(a.durationMs)}`,
       ].filter(Boolean);
@@ -116,4 +127,24 @@ export function formatSummary(result: CopyResult): string {
   const hosts = result.hosts.map((h) => `${h.host}:${h.port}`).join(', ');
   const attempts = result.hosts.reduce((sum, h) => sum + h.attempts, 0);
   return `safe-scp: copied ${files} file${files === 1 ? '' : 's'} (${bytes} bytes) with ${hosts} in ${formatDuration(result.durationMs)}, ${attempts} connection attempt${attempts === 1 ? '' : 's'}`;
+}
+
+/** Per-host summary for runs with several hosts (stderr and the report carry the same facts). */
+export function formatHostTable(result: CopyResult, style: TextStyle): string {
+  const rows = result.hosts.map((h) => [
+    `${h.host}:${h.port}`,
+    h.ok ? 'ok' : 'FAILED',
+    String(h.exitCode),
+    String(h.attempts),
+    String(h.files),
+    String(h.bytes),
+    formatDuration(h.durationMs),
+    h.cause ?? '',
+  ]);
+  const header = ['host', 'status', 'exit', 'attempts', 'files', 'bytes', 'time', 'cause'];
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string => `  ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()}`;
+  const failed = result.hosts.filter((h) => !h.ok).length;
+  const title = `safe-scp: ${result.hosts.length - failed} of ${result.hosts.length} hosts succeeded`;
+  return section(style, failed ? paint(style, '31', title) : title, [line(header), ...rows.map(line)]);
 }

@@ -55,13 +55,16 @@ async function destinations(rfs: RemoteFs, sources: readonly LocalSource[], targ
   return [dest];
 }
 
-async function ensureDir(rfs: RemoteFs, remote: string, mode: number): Promise<void> {
+/** Creates a remote directory; resolves true when this call created it (so it held nothing before). */
+async function ensureDir(rfs: RemoteFs, remote: string, mode: number): Promise<boolean> {
   try {
     await rfs.mkdir(remote, mode);
+    return true;
   } catch (err: unknown) {
     // mkdir fails with a generic FAILURE when the directory exists; only then is it fine.
     const st = await rfs.statOrUndefined(remote);
     if (!isDir(st)) throw err;
+    return false;
   }
 }
 
@@ -69,6 +72,8 @@ async function ensureDir(rfs: RemoteFs, remote: string, mode: number): Promise<v
 export async function upload(rfs: RemoteFs, sources: readonly LocalSource[], target: string, options: UploadOptions, state: TransferState): Promise<void> {
   await removeTemps(rfs, state);
   const dests = await destinations(rfs, sources, target);
+  // Directories this attempt created: a file inside cannot exist yet, so its remote stat is skipped.
+  const created = new Set<string>();
   const jobs: Job[] = [];
   for (const [i, source] of sources.entries()) {
     const base = dests[i] as string;
@@ -86,12 +91,13 @@ export async function upload(rfs: RemoteFs, sources: readonly LocalSource[], tar
       depths.set(depth, [...(depths.get(depth) ?? []), d]);
     }
     for (const depth of [...depths.keys()].sort((a, b) => a - b)) {
-      await pool(depths.get(depth) ?? [], options.filesInFlight, (d) =>
-        ensureDir(rfs, remoteJoin(base, d.rel), options.preserve ? d.mode & 0o7777 : 0o755),
-      );
+      await pool(depths.get(depth) ?? [], options.filesInFlight, async (d) => {
+        const dir = remoteJoin(base, d.rel);
+        if (await ensureDir(rfs, dir, options.preserve ? d.mode & 0o7777 : 0o755)) created.add(path.normalize(dir));
+      });
     }
   }
-  await pool(jobs, options.filesInFlight, (job) => uploadFile(rfs, job, options, state));
+  await pool(jobs, options.filesInFlight, (job) => uploadFile(rfs, job, options, state, created.has(path.dirname(path.normalize(job.remote)))));
   if (options.preserve) {
     for (const [i, source] of sources.entries()) {
       for (const d of source.items.filter((it) => it.type === 'dir').reverse()) {
@@ -108,11 +114,11 @@ async function removeTemps(rfs: RemoteFs, state: TransferState): Promise<void> {
   }
 }
 
-async function uploadFile(rfs: RemoteFs, job: Job, options: UploadOptions, state: TransferState): Promise<void> {
+async function uploadFile(rfs: RemoteFs, job: Job, options: UploadOptions, state: TransferState, newParent: boolean): Promise<void> {
   const started = Date.now();
   const { item, remote } = job;
   const temp = path.join(path.dirname(remote), tempName(path.basename(remote)));
-  const existing = options.preserve ? undefined : await rfs.statOrUndefined(remote);
+  const existing = options.preserve || newParent ? undefined : await rfs.statOrUndefined(remote);
   if (existing && isDir(existing)) {
     throw new SafeScpError('remote-failure', `remote ${remote} is a directory; cannot replace it with a file`, { phase: 'transfer', remotePath: remote });
   }
@@ -131,8 +137,9 @@ async function uploadFile(rfs: RemoteFs, job: Job, options: UploadOptions, state
     if (st.size !== item.size) {
       throw new SafeScpError('verify-failed', `size check failed for ${remote}: wrote ${item.size} bytes, server has ${st.size}`, { phase: 'verify', remotePath: remote });
     }
-    // The server's umask may have narrowed the mode given at open; set it exactly.
-    await rfs.fsetstat(handle, options.preserve ? { mode, atime: item.atimeMs / 1000, mtime: item.mtimeMs / 1000 } : { mode }, temp);
+    // The server's umask may have narrowed the mode given at open; set it exactly (one request saved when it did not).
+    if (options.preserve) await rfs.fsetstat(handle, { mode, atime: item.atimeMs / 1000, mtime: item.mtimeMs / 1000 }, temp);
+    else if (typeof st.mode !== 'number' || (st.mode & 0o7777) !== mode) await rfs.fsetstat(handle, { mode }, temp);
     await rfs.close(handle, temp);
     handle = undefined;
     await rfs.replace(temp, remote);

@@ -97,9 +97,11 @@ describe('startSshd', () => {
     expect(server.host).toBe('127.0.0.1');
     expect(server.log()).toMatch(/Server listening on 127\.0\.0\.1 port \d+/);
     const before = server.authenticatedConnections();
+    const since = server.logLineCount();
     const result = await ssh(server, server.port, [], 'echo hello');
     expect(result).toMatchObject({ code: 0, stdout: 'hello\n' });
-    await server.waitForLog(/Accepted publickey for /, 3000);
+    await server.waitForLog(/Accepted publickey for /, 3000, since);
+    await expect(server.waitForLog(/Server listening on/, 50, since)).rejects.toThrow(/did not show/);
     expect(server.authenticatedConnections()).toBe(before + 1);
     const event = server.authEvents.at(-1);
     expect(event).toMatchObject({ user: server.user, method: 'publickey', clientAddress: '127.0.0.1' });
@@ -124,10 +126,9 @@ describe('startSshd', () => {
       const listed = await run('ssh-keygen', ['-lf', file]);
       expect(listed.stdout.trim().split('\n').map((l) => l.split(' ')[1])).toEqual(multi.hostKeys.map((k) => k.fingerprint));
       // (plain ssh-rsa = SHA-1 signatures is disabled in OpenSSH 9.2, on both sides.)
-      for (const alg of ['rsa-sha2-512', 'rsa-sha2-256', 'ecdsa-sha2-nistp256', 'ssh-ed25519']) {
-        const result = await ssh(multi, multi.port, ['-o', `HostKeyAlgorithms=${alg}`]);
-        expect({ alg, code: result.code, stderr: result.stderr }).toEqual({ alg, code: 0, stderr: '' });
-      }
+      const algs = ['rsa-sha2-256', 'ecdsa-sha2-nistp256', 'ssh-ed25519'];
+      const results = await Promise.all(algs.map((alg) => ssh(multi, multi.port, ['-o', `HostKeyAlgorithms=${alg}`])));
+      expect(results.map((r) => ({ code: r.code, stderr: r.stderr }))).toEqual(algs.map(() => ({ code: 0, stderr: '' })));
     } finally {
       await multi.stop();
     }
@@ -152,8 +153,9 @@ describe('startSshd', () => {
         await new Promise((r) => setTimeout(r, 20));
         tree = s.processTree();
       }
-      // listener, per-connection monitor, session child, the user's command
-      expect(tree.length).toBeGreaterThanOrEqual(4);
+      // listener, per-connection sshd, the user's command (as root sshd skips the post-auth privsep child)
+      expect(tree.length).toBeGreaterThanOrEqual(3);
+      expect(tree.some((pid) => /^(bash -c )?sleep 30/.test(cmdline(pid)))).toBe(true);
       const started = Date.now();
       await s.stop();
       expect(Date.now() - started).toBeLessThan(5000);
@@ -296,9 +298,9 @@ describe('fault proxy', () => {
       expect(pattern(p.records.map((r) => r.fault))).toBe(a.slice(0, 20));
       p.setPlan({ pattern: ['hang', 'pass', 'reset'], fault: { kind: 'close', at: 'after-banner' } });
       expect(previewPlan({ pattern: ['hang', 'pass', 'reset'], fault: { kind: 'close', at: 'after-banner' } }, 4)).toEqual([
-        { kind: 'hang', at: 'after-banner', afterBytes: 1000, settleMs: 20 },
+        { kind: 'hang', at: 'after-banner', afterBytes: 1000, settleMs: 50 },
         undefined,
-        { kind: 'reset', at: 'after-banner', afterBytes: 1000, settleMs: 20 },
+        { kind: 'reset', at: 'after-banner', afterBytes: 1000, settleMs: 50 },
         undefined,
       ]);
       expect(() => p.setPlan({ failFirst: 1, rate: 0.5 })).toThrow(/at most one/);
@@ -364,6 +366,9 @@ describe('fault proxy', () => {
     expect(p.open).toBe(0);
     expect(p.connections).toBe(40);
     expect(p.records.every((r) => r.closedAt !== undefined)).toBe(true);
+    // resetAndDestroy() during a pending end() fails with 'reset EINVAL' and leaks the handle (the process
+    // then spins at exit): the proxy must never do that.
+    expect(p.records.filter((r) => r.error?.includes('EINVAL'))).toEqual([]);
     expect(server.running()).toBe(true);
   }, 15_000);
 

@@ -182,6 +182,21 @@ test('a reset halfway through a 64 MiB upload: the retry sends only what was mis
   expect(second).toBeLessThan(64 * 1024 * 1024 + 8 * 64 * 1024);
 });
 
+test('out of retries after a mid-transfer reset: exit 75, and the dead attempt\'s temp file is still removed', async () => {
+  const src = randomFile('exhausted.bin', 16 * 1024 * 1024);
+  const dir = remoteDir('exhausted');
+  const p = await proxy({ failFirst: 1, fault: { kind: 'reset', at: 'mid-transfer', afterBytes: 8 * 1024 * 1024 } });
+  const { result, report } = await viaProxy(p, ['-v', src, remote(`${dir}/`)], { SAFE_SCP_RETRIES: '0' });
+
+  expect(result.code).toBe(75);
+  expect(report).toMatchObject({ ok: false, exitCode: 75, cause: 'connection-lost-mid-transfer' });
+  expect(report.attempts).toHaveLength(1);
+  // The temp file could not be removed over the dead connection: one extra, uncounted connection removes it.
+  expect(p.connections).toBe(2);
+  expect(result.stderr).toContain('removed the temporary files of the failed attempt');
+  expect(fs.readdirSync(dir)).toEqual([]);
+});
+
 test('a stalled transfer (hang mid-upload) fails the attempt within a bounded time and the retry succeeds', async () => {
   const src = randomFile('stall.bin', 16 * 1024 * 1024);
   const dir = remoteDir('stall');
@@ -222,6 +237,28 @@ describe('a fault during the handshake is retried', () => {
     expect(first.evidence['serverVersion']).toMatch(/^SSH-2\.0-OpenSSH/);
     expect(sha(path.join(dir, path.basename(src)))).toBe(sha(src));
   });
+});
+
+test('SIGTERM while the connection hangs mid-upload: exit 143 within seconds, the old file whole, no temp file', async () => {
+  const dir = remoteDir('signal-hang');
+  const target = path.join(dir, 'site.bin');
+  const old = randomFile('old-hang.bin', 1024 * 1024);
+  fs.copyFileSync(old, target);
+  const src = randomFile('new-hang.bin', 16 * 1024 * 1024);
+  const p = await proxy({ failFirst: 1, fault: { kind: 'hang', at: 'mid-transfer', afterBytes: 4 * 1024 * 1024 } });
+  const run = startCli(['-P', String(p.port), src, remote(target)], { ...env, SSH_KNOWN_HOSTS: sshd.knownHostsLines('127.0.0.1', p.port) }, 60_000);
+  for (let i = 0; i < 500 && p.records[0]?.faultedAt === undefined; i++) await new Promise((r) => setTimeout(r, 20));
+  expect(p.faultsTriggered).toBe(1);
+  await new Promise((r) => setTimeout(r, 300));
+  const sentAt = Date.now();
+  run.child.kill('SIGTERM');
+  const result = await run.done;
+
+  expect(result.code).toBe(143);
+  // Requests pending on a dead connection never answer: it is cut after 3 s, then the temp file is removed.
+  expect(Date.now() - sentAt).toBeLessThan(8000);
+  expect(sha(target)).toBe(sha(old));
+  expect(temps(dir)).toEqual([]);
 });
 
 describe('an interrupted upload exits 143 / 130 and leaves the previous file whole and no temp file', () => {

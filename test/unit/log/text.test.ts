@@ -152,7 +152,7 @@ describe('formatDiagnosis', () => {
     );
     expect(lines[6]).toBe(
       '    - attempt 2, web1.example.com:22 (203.0.113.7), phase banner, cause throttled-by-server, tcp 9ms, ' +
-        '28 bytes before banner, server said "Exceeded MaxStartups", ended by FIN (clean close), 1.5s',
+        '28 bytes before banner, server said "Exceeded MaxStartups", ended by FIN or RST right after that text (indistinguishable from here), 1.5s',
     );
     // Other sections (e.g. an analysis across attempts) may come between; the checks come after the evidence.
     expect(lines.indexOf('  check on the server:')).toBeGreaterThan(6);
