@@ -18,6 +18,8 @@ export interface ConnectTrace {
   tcpMs?: number;
   algorithms?: Record<string, string>;
   hostKey?: { type: string; fingerprint: string };
+  /** The known_hosts line that would pin the offered key. */
+  hostKeyLine?: string;
   /** Host key algorithms offered, when restricted to the pinned types. */
   pinnedKeyAlgorithms?: readonly string[];
   /** The host-key decision when it refused the key (more precise than ssh2's "Host denied"). */

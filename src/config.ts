@@ -1,7 +1,7 @@
 // Resolves raw options (flags, SAFE_SCP_* env, -o Key=Value) once into a frozen, validated config.
 import os from 'node:os';
 import path from 'node:path';
-import { usageError } from './errors.js';
+import { SafeScpError, usageError } from './errors.js';
 import { parseOperand, type RemoteOperand } from './operands.js';
 import { parseDuration } from './util/duration.js';
 
@@ -150,11 +150,13 @@ function strictness(value: string): 'yes' | 'accept-new' {
   if (v === 'yes' || v === 'true' || v === 'ask') return 'yes';
   if (v === 'accept-new') return 'accept-new';
   if (v === 'no' || v === 'off' || v === 'false') {
-    throw usageError(
+    throw new SafeScpError('usage',
       'StrictHostKeyChecking=no is refused: safe-scp never trusts an unknown host key. Pin the key instead: ' +
         'put the server\'s known_hosts line into SSH_KNOWN_HOSTS (run `ssh-keyscan -p PORT HOST` once on a trusted ' +
         'machine and check its fingerprint against `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the server), ' +
         'or pass `--host-key SHA256:...`; `--accept-new` pins the first key seen.',
+      // The CLI then fetches the offered key once (no authentication) to print the exact line to pin.
+      { phase: 'config', details: { refusedStrictNo: true } },
     );
   }
   throw usageError(`\`-o StrictHostKeyChecking=${value}\`: expected yes or accept-new`);

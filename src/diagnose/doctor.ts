@@ -25,7 +25,15 @@ export interface DoctorReport {
   sftp: 'ok' | 'unavailable' | 'not reached';
 }
 
-export async function doctor(config: ResolvedConfig, deps: { env: Readonly<Record<string, string | undefined>>; emit: EventSink; signal?: AbortSignal }): Promise<DoctorReport> {
+export interface DoctorOptions {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly emit: EventSink;
+  readonly signal?: AbortSignal;
+  /** Stop after the host key: no authentication is attempted (used to show the key to pin). */
+  readonly hostKeyOnly?: boolean;
+}
+
+export async function doctor(config: ResolvedConfig, deps: DoctorOptions): Promise<DoctorReport> {
   const target = config.hosts[0] as HostTarget;
   const started = Date.now();
   const { pins } = await loadPins({ knownHostsFiles: config.knownHostsFiles, fingerprints: config.hostKeyFingerprints, env: deps.env });
@@ -38,11 +46,11 @@ export async function doctor(config: ResolvedConfig, deps: { env: Readonly<Recor
   let identities: Identity[] = [];
   let keyProblem: string | undefined;
   try {
-    identities = await loadIdentities({ identityFiles: config.identityFiles, env: deps.env });
+    if (!deps.hostKeyOnly) identities = await loadIdentities({ identityFiles: config.identityFiles, env: deps.env });
   } catch (err: unknown) {
     keyProblem = err instanceof Error ? err.message : String(err);
   }
-  const agent = agentSocket(deps.env);
+  const agent = deps.hostKeyOnly ? undefined : agentSocket(deps.env);
   const haveCredentials = identities.length > 0 || agent !== undefined;
 
   const trace = newTrace(target);

@@ -242,7 +242,7 @@ export function decideHostKey(
 }
 
 /** ssh2's default serverHostKey preference, which is also OpenSSH's: strongest and fastest first. */
-const PREFERENCE: readonly string[] = [
+export const PREFERENCE: readonly string[] = [
   'ssh-ed25519',
   'ecdsa-sha2-nistp256',
   'ecdsa-sha2-nistp384',
@@ -253,7 +253,7 @@ const PREFERENCE: readonly string[] = [
 ];
 
 /** Negotiable algorithms for a pinned key type; none for types ssh2 cannot verify (sk-*, certs). */
-function algorithmsFor(type: string): readonly string[] {
+export function algorithmsFor(type: string): readonly string[] {
   switch (type) {
     case 'ssh-ed25519':
     case 'ecdsa-sha2-nistp256':

@@ -7,7 +7,7 @@ import { classifyConnectFailure, connectionLost, type ConnectTrace } from '../cl
 import type { HostTarget } from '../config.js';
 import { SafeScpError } from '../errors.js';
 import { fingerprint, keyType } from '../hostkeys/fingerprint.js';
-import { appendKnownHost, decideHostKey, hostKeyAlgorithms, type HostKeyPins } from '../hostkeys/policy.js';
+import { PREFERENCE, algorithmsFor, appendKnownHost, decideHostKey, hostKeyAlgorithms, type HostKeyPins } from '../hostkeys/policy.js';
 import { formatKnownHostsLine } from '../hostkeys/known-hosts.js';
 import type { EventSink } from '../log/events.js';
 import type { Identity } from './key.js';
@@ -39,6 +39,8 @@ export interface ConnectOptions {
   readonly emit: EventSink;
   /** Called once authentication completes (the host throttle slot is released then). */
   readonly onAuthenticated?: () => void;
+  /** Host key algorithms not to offer (key types already seen and refused). */
+  readonly excludedKeyAlgorithms?: readonly string[];
 }
 
 export interface Session {
@@ -123,9 +125,46 @@ export interface Tunnel {
   close(): void;
 }
 
-/** Connects, verifies the host key against the pins, authenticates and opens SFTP. */
+/**
+ * Connects, verifies the host key against the pins, authenticates and opens SFTP.
+ *
+ * A `--host-key` fingerprint does not say its key type, so the server may present another of its
+ * keys first. Then the connection is made again without that type, once per type at most, until a
+ * pinned key is offered or the server has no other type (the last refusal stands).
+ */
 export async function openSession(options: ConnectOptions, trace: ConnectTrace): Promise<Session> {
-  return (await establish(options, trace, true)) as Session;
+  const excluded: string[] = [];
+  let refusal: SafeScpError | undefined;
+  for (;;) {
+    try {
+      return (await establish({ ...options, excludedKeyAlgorithms: excluded }, trace, true)) as Session;
+    } catch (err: unknown) {
+      // The server has no other key type left: the first refusal is the answer.
+      if (refusal && err instanceof SafeScpError && err.code === 'kex-no-common-algorithm') throw refusal;
+      const offered = trace.hostKey?.type;
+      const retryOtherType =
+        err instanceof SafeScpError &&
+        err.code === 'host-key-changed' &&
+        options.sock === undefined &&
+        options.pins.fingerprints.length > 0 &&
+        offered !== undefined &&
+        algorithmsFor(offered).length > 0 &&
+        !algorithmsFor(offered).every((a) => excluded.includes(a));
+      if (!retryOtherType) throw err;
+      refusal ??= err;
+      excluded.push(...algorithmsFor(offered));
+      const remaining = (hostKeyAlgorithms(options.pins, options.target.host, options.target.port) ?? PREFERENCE).filter((a) => !excluded.includes(a));
+      if (remaining.length === 0) throw err;
+      options.emit({ kind: 'debug', message: `${offered} is not the pinned key; asking ${options.target.host}:${options.target.port} for another key type` });
+      resetTrace(trace);
+    }
+  }
+}
+
+function resetTrace(trace: ConnectTrace): void {
+  const fresh = newTrace({ host: trace.host, port: trace.port, user: '' });
+  for (const key of Object.keys(trace) as Array<keyof ConnectTrace>) delete trace[key];
+  Object.assign(trace, fresh);
 }
 
 /** Connects and authenticates to a jump host (pinned and throttled like any host). */
@@ -285,8 +324,10 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
       algorithms: {
         cipher: [...CIPHERS],
         ...(() => {
-          const keys = hostKeyAlgorithms(options.pins, target.host, target.port);
-          if (keys) trace.pinnedKeyAlgorithms = keys;
+          const excluded = options.excludedKeyAlgorithms ?? [];
+          const restricted = hostKeyAlgorithms(options.pins, target.host, target.port);
+          const keys = excluded.length > 0 ? (restricted ?? PREFERENCE).filter((a) => !excluded.includes(a)) : restricted;
+          if (restricted) trace.pinnedKeyAlgorithms = restricted;
           return keys ? { serverHostKey: keys as NonNullable<NonNullable<ConnectConfig['algorithms']>['serverHostKey']> } : {};
         })(),
       },
@@ -314,6 +355,11 @@ async function verifyHostKey(options: ConnectOptions, trace: ConnectTrace, blob:
   trace.phase = 'host-key';
   const { host, port } = options.target;
   trace.hostKey = { type: keyType(blob), fingerprint: fingerprint(blob) };
+  try {
+    trace.hostKeyLine = formatKnownHostsLine(host, port, blob);
+  } catch {
+    // A host name that looks like a pattern cannot be written as a known_hosts line; nothing to suggest.
+  }
   const decision = decideHostKey(options.pins, host, port, blob);
   if (decision.ok) {
     trace.phase = 'kex';

@@ -158,7 +158,10 @@ async function uploadFile(rfs: RemoteFs, job: Job, options: UploadOptions, state
   state.emit({ kind: 'file-done', source: item.path, target: remote, bytes: item.size, skipped: false, durationMs: Date.now() - started });
 }
 
-/** Pipelined writes: up to `requestsInFlight` WRITE requests outstanding (a plain stream crawls, see faults-and-perf.md 3). */
+/**
+ * Pipelined writes: up to `requestsInFlight` WRITE requests outstanding (a plain stream crawls, see
+ * faults-and-perf.md 3). A buffer is read into again only after the server answered the write that sent it.
+ */
 async function writeAll(
   rfs: RemoteFs,
   handle: Buffer,
@@ -169,13 +172,23 @@ async function writeAll(
   state: TransferState,
 ): Promise<void> {
   const chunk = Math.max(1024, Math.min(options.chunkSize, rfs.maxWriteLength));
-  let offset = 0;
+  const depth = Math.max(1, options.requestsInFlight);
+  const free: Buffer[] = [];
+  let inFlight = 0;
+  let wake: (() => void) | undefined;
   let failure: unknown;
-  const inFlight = new Set<Promise<void>>();
+  const settled = (): void => {
+    inFlight--;
+    const resume = wake;
+    wake = undefined;
+    resume?.();
+  };
+  const drain = (): Promise<void> => new Promise((resolve) => (wake = resolve));
+  let offset = 0;
   while (offset < size && failure === undefined) {
     state.checkAborted();
     const length = Math.min(chunk, size - offset);
-    const buffer = Buffer.allocUnsafe(length);
+    const buffer = free.pop() ?? Buffer.allocUnsafe(Math.min(chunk, size));
     const position = offset;
     offset += length;
     const { bytesRead } = await local.read(buffer, 0, length, position);
@@ -183,19 +196,20 @@ async function writeAll(
       throw new SafeScpError('local-io', `${temp}: source file changed size while it was read`, { phase: 'local' });
     }
     await state.limiter.take(length);
-    const request: Promise<void> = rfs.write(handle, buffer, position, temp).then(
+    inFlight++;
+    rfs.write(handle, length === buffer.length ? buffer : buffer.subarray(0, length), position, temp).then(
       () => {
-        inFlight.delete(request);
+        free.push(buffer);
         state.progress(length);
+        settled();
       },
       (err: unknown) => {
-        inFlight.delete(request);
         failure ??= err;
+        settled();
       },
     );
-    inFlight.add(request);
-    if (inFlight.size >= options.requestsInFlight) await Promise.race(inFlight);
+    if (inFlight >= depth) await drain();
   }
-  await Promise.all(inFlight);
+  while (inFlight > 0) await drain();
   if (failure !== undefined) throw failure;
 }

@@ -94,7 +94,7 @@ afterAll(async () => {
 
 describe('the first 3 connections fail before the banner: 4 attempts, waits follow the backoff', () => {
   const policy = { retries: 5, baseDelayMs: 200, maxDelayMs: 1000 };
-  const cases: Array<[string, FaultPlan['fault'], string]> = [
+  const cases: Array<[string, NonNullable<FaultPlan['fault']>, string]> = [
     ['reset (RST)', { kind: 'reset' }, 'reset-before-banner'],
     ['close (FIN)', { kind: 'close' }, 'closed-before-banner'],
     ['"Exceeded MaxStartups" then RST', { kind: 'reset', notice: 'Exceeded MaxStartups\r\n' }, 'throttled-by-server'],
