@@ -1,9 +1,14 @@
 // GitLab CI YAML of the project: every document against GitLab's schema, the components' inputs and
 // interpolation, every include of them, and the GitLab rules the schema does not encode.
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import {
   checkInclude,
   checkIncludes,
+  componentIncludes,
   includesIn,
   interpolationProblems,
   loadTemplates,
@@ -26,6 +31,7 @@ import {
   valueProblems,
   type ComponentTemplate,
 } from '../component/ci-yaml.js';
+import type { ComponentInclude } from '../component/check-inputs.js';
 
 const DOCS = 'README.md';
 
@@ -201,6 +207,62 @@ describe('component templates', () => {
     }
   });
 
+  test('safe-scp: the fleet inputs reach the CLI as its own SAFE_SCP_* twins, empty by default', () => {
+    const { inputs } = component('safe-scp');
+    expect(inputs['hosts']).toMatchObject({ default: '' });
+    expect(inputs['parallel']).toMatchObject({ type: 'number', default: 4 });
+    expect(inputs['jump-host']).toMatchObject({ default: '' });
+    const base = { source: 'dist/', host: 'web1.example.com', target: '/srv/app/' };
+    expect(job(component('safe-scp'), base)['variables']).toMatchObject({ SAFE_SCP_HOSTS: '', SAFE_SCP_PARALLEL: 4, SAFE_SCP_JUMP_HOST: '' });
+    const fleet = job(component('safe-scp'), {
+      ...base,
+      host: 'web-fleet',
+      hosts: 'web1.example.com,ops@web2.example.com:2222',
+      parallel: 8,
+      'jump-host': 'jump@bastion.example.com:2200',
+    });
+    expect(fleet['variables']).toMatchObject({
+      SAFE_SCP_HOSTS: 'web1.example.com,ops@web2.example.com:2222',
+      SAFE_SCP_PARALLEL: 8,
+      SAFE_SCP_JUMP_HOST: 'jump@bastion.example.com:2200',
+    });
+    // GitLab serialises per resource group name: with `hosts`, `host` names the one group of the fleet.
+    expect(fleet['resource_group']).toBe('safe-scp/web-fleet');
+    expect(gitlabOnlyProblems({ deploy: fleet })).toEqual([]);
+  });
+
+  test('safe-scp: hosts and jump-host admit lists, $VARIABLES and @file, not words or options', () => {
+    const { inputs } = component('safe-scp');
+    const ok = ['', 'web1', 'web1.example.com,ops@web2.example.com:2222', 'a, b,c', '[2001:db8::7]:2222,10.0.0.7', '$WEB_HOSTS', '${WEB_HOSTS}', '@deploy/hosts.txt'];
+    const bad = ['web1 web2', '-oProxyCommand=x', ',web1', 'web1,,web2', ' web1'];
+    for (const name of ['hosts', 'jump-host']) {
+      for (const value of ok) expect([name, value, valueProblems(name, inputs[name] ?? {}, value)]).toEqual([name, value, []]);
+      for (const value of bad) expect([name, value, valueProblems(name, inputs[name] ?? {}, value)]).not.toEqual([name, value, []]);
+    }
+  });
+
+  test('safe-scp: the copy step writes the remote operand without a host when SAFE_SCP_HOSTS is set', () => {
+    const built = job(component('safe-scp'), { source: 'dist/', host: 'web1.example.com', user: 'deploy', target: '/srv/app/', 'extra-args': '-l 800' });
+    const copyStep = (built['script'] as string[])[1] ?? '';
+    // A stand-in safe-scp on PATH prints its arguments, one per line.
+    const bin = mkdtempSync(path.join(os.tmpdir(), 'safe-scp-ci-yaml-'));
+    try {
+      writeFileSync(path.join(bin, 'safe-scp'), '#!/bin/sh\nprintf "%s\\n" "$@"\n');
+      chmodSync(path.join(bin, 'safe-scp'), 0o755);
+      const run = (variables: Record<string, unknown>): string[] => {
+        const env = Object.fromEntries(Object.entries({ ...(built['variables'] as object), ...variables }).map(([k, v]) => [k, String(v)]));
+        return execFileSync('sh', ['-ec', copyStep], { env: { ...env, PATH: `${bin}:${process.env['PATH'] ?? ''}` }, encoding: 'utf8' }).trimEnd().split('\n');
+      };
+      expect(run({})).toEqual(['--recursive=true', '-l', '800', 'dist/', 'deploy@web1.example.com:/srv/app/']);
+      expect(run({ SAFE_SCP_HOSTS: 'web1,web2:2222' })).toEqual(['--recursive=true', '-l', '800', 'dist/', 'deploy@:/srv/app/']);
+      expect(run({ SAFE_SCP_HOSTS: '@hosts.txt', SAFESCP_USER: '' })).toEqual(['--recursive=true', '-l', '800', 'dist/', ':/srv/app/']);
+      // Blank, as the CLI reads it (trimmed): no fan-out, so the operand keeps its host.
+      expect(run({ SAFE_SCP_HOSTS: '  ' })).toEqual(['--recursive=true', '-l', '800', 'dist/', 'deploy@web1.example.com:/srv/app/']);
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
+  });
+
   test('safe-scp-cli: the hidden job name must start with a dot', () => {
     const as = component('safe-scp-cli').inputs['as'] ?? {};
     expect(valueProblems('as', as, '.safe-scp-prod')).toEqual([]);
@@ -236,6 +298,36 @@ describe('includes of the components', () => {
     },
   );
 
+  test('the docs show a fleet deployed from one job with `hosts`, valid for GitLab', () => {
+    const fleet = includesIn(DOCS, readProjectFile(DOCS), new Set(['safe-scp'])).filter((i) => typeof i.inputs['hosts'] === 'string' && i.inputs['hosts'] !== '');
+    expect(fleet.length).toBeGreaterThan(0);
+    for (const include of fleet) {
+      const built = job(component('safe-scp'), include.inputs);
+      expect(built['variables']).toMatchObject({ SAFE_SCP_HOSTS: include.inputs['hosts'] });
+      expect(schemaErrors({ deploy: built })).toEqual([]);
+      expect(gitlabOnlyProblems({ deploy: built })).toEqual([]);
+    }
+  });
+
+  test('the docs show a fleet spread over jobs with `parallel: matrix`, one valid resource group per host', () => {
+    const examples = matrixExamples(readProjectFile(DOCS));
+    expect(examples.length).toBeGreaterThan(0);
+    for (const { include, override, variable, values } of examples) {
+      // GitLab merges the job of the same name in .gitlab-ci.yml into the component's job.
+      const merged = deepMerge(job(component('safe-scp'), include.inputs), override);
+      const name = String(include.inputs['as']);
+      expect(schemaErrors({ [name]: merged })).toEqual([]);
+      expect(gitlabOnlyProblems({ [name]: merged })).toEqual([]);
+      // GitLab expands the matrix variable in resource_group when it creates each job (one level deep).
+      const groups = values.map((value) => expandVariable(String(merged['resource_group']), variable, value));
+      expect(groups).toEqual(values.map((value) => `safe-scp/${value}`));
+      for (const group of groups) expect(gitlabOnlyProblems({ deploy: { script: ['x'], resource_group: group } })).toEqual([]);
+      expect(new Set(groups).size).toBe(values.length);
+      // Each value is a host the single-host form also accepts, so both forms share that host's group.
+      for (const value of values) expect(valueProblems('host', component('safe-scp').inputs['host'] ?? {}, value)).toEqual([]);
+    }
+  });
+
   test('the docs list every input of both components', () => {
     const docs = readProjectFile(DOCS);
     for (const template of templates.values()) {
@@ -243,6 +335,45 @@ describe('includes of the components', () => {
     }
   });
 });
+
+interface MatrixExample {
+  include: ComponentInclude;
+  override: Record<string, unknown>;
+  variable: string;
+  values: string[];
+}
+
+/** YAML blocks that include safe-scp with `host: $VAR` and give the same job a `parallel: matrix` over VAR. */
+function matrixExamples(markdown: string): MatrixExample[] {
+  const found: MatrixExample[] = [];
+  for (const [i, block] of markdownYamlBlocks(markdown).entries()) {
+    for (const doc of parseDocuments(block)) {
+      for (const include of componentIncludes(doc, `${DOCS} (yaml block ${i + 1})`, new Set(['safe-scp']))) {
+        const variable = /^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$/.exec(String(include.inputs['host'] ?? ''))?.[1];
+        const override = isRecord(doc) ? doc[String(include.inputs['as'] ?? 'safe-scp')] : undefined;
+        const matrix = isRecord(override) && isRecord(override['parallel']) ? override['parallel']['matrix'] : undefined;
+        if (!variable || !isRecord(override) || !Array.isArray(matrix)) continue;
+        const values = matrix.flatMap((entry) => (isRecord(entry) ? [entry[variable]].flat() : [])).filter((v) => v !== undefined).map(String);
+        found.push({ include, override, variable, values });
+      }
+    }
+  }
+  return found;
+}
+
+/** GitLab's merge of a job defined again in the including file: mappings merge, anything else is replaced. */
+function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const current = out[key];
+    out[key] = isRecord(current) && isRecord(value) ? deepMerge(current, value) : value;
+  }
+  return out;
+}
+
+function expandVariable(text: string, name: string, value: string): string {
+  return text.replace(new RegExp(`\\$(${name}\\b|\\{${name}\\})`, 'g'), value);
+}
 
 describe('the include checker', () => {
   const deploy = (inputs: string): string => `include:
