@@ -14,15 +14,15 @@ let env: NodeJS.ProcessEnv;
 const outputs: CliResult[] = [];
 
 async function cli(args: string[], extraEnv: Record<string, string | undefined> = {}): Promise<CliResult> {
-  const result = await runCli(args, { ...env, ...baseEnv(extraEnv), ...extraEnvOnly(extraEnv) });
+  const merged: NodeJS.ProcessEnv = { ...env };
+  // An undefined value removes the variable (e.g. no SSH_PRIVATE_KEY when testing the agent).
+  for (const [k, v] of Object.entries(extraEnv)) {
+    if (v === undefined) delete merged[k];
+    else merged[k] = v;
+  }
+  const result = await runCli(args, merged);
   outputs.push(result);
   return result;
-}
-
-function extraEnvOnly(extra: Record<string, string | undefined>): NodeJS.ProcessEnv {
-  const out: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(extra)) if (v !== undefined) out[k] = v;
-  return out;
 }
 
 const remote = (p: string): string => `${sshd.user}@127.0.0.1:${p}`;
@@ -223,4 +223,34 @@ test('--dry-run prints the plan and opens no connection; --json prints the repor
   expect(json.code).toBe(0);
   const report = JSON.parse(json.stdout) as { ok: boolean; exitCode: number; files: Array<{ bytes: number; verified: boolean }> };
   expect(report).toMatchObject({ ok: true, exitCode: 0, files: [{ bytes: 5, verified: true }] });
+});
+
+test('authenticates through the agent at SSH_AUTH_SOCK, and with an encrypted -i key plus SSH_PRIVATE_KEY_PASSPHRASE', async () => {
+  const agentSock = path.join(work, 'agent.sock');
+  const agentOut = execFileSync('ssh-agent', ['-a', agentSock], { encoding: 'utf8' });
+  const agentPid = Number(/SSH_AGENT_PID=(\d+)/.exec(agentOut)?.[1]);
+  try {
+    execFileSync('ssh-add', [sshd.userKeyPath], { env: { ...process.env, SSH_AUTH_SOCK: agentSock }, stdio: 'ignore' });
+    const src = path.join(work, 'agent.txt');
+    fs.writeFileSync(src, 'via agent');
+    const viaAgent = await cli([src, remote(path.join(work, 'agent-target.txt'))], { SSH_PRIVATE_KEY: undefined, SSH_AUTH_SOCK: agentSock });
+    expect(viaAgent.code).toBe(0);
+    expect(fs.readFileSync(path.join(work, 'agent-target.txt'), 'utf8')).toBe('via agent');
+  } finally {
+    if (agentPid > 0) process.kill(agentPid, 'SIGTERM');
+  }
+
+  const encrypted = path.join(work, 'encrypted_key');
+  fs.copyFileSync(sshd.userKeyPath, encrypted);
+  fs.chmodSync(encrypted, 0o600);
+  execFileSync('ssh-keygen', ['-q', '-p', '-P', '', '-N', 'correct horse battery', '-f', encrypted]);
+  const src = path.join(work, 'encrypted.txt');
+  fs.writeFileSync(src, 'encrypted key');
+  const ok = await cli(['-i', encrypted, src, remote(path.join(work, 'encrypted-target.txt'))], { SSH_PRIVATE_KEY: undefined, SSH_PRIVATE_KEY_PASSPHRASE: 'correct horse battery' });
+  expect(ok.code).toBe(0);
+  const wrong = await cli(['-i', encrypted, src, remote(path.join(work, 'encrypted-target.txt'))], { SSH_PRIVATE_KEY: undefined, SSH_PRIVATE_KEY_PASSPHRASE: 'wrong horse' });
+  expect(wrong.code).toBe(4);
+  expect(wrong.stderr).toContain('key-invalid');
+  expect(wrong.stderr + wrong.stdout).not.toContain('correct horse battery');
+  expect(wrong.stderr + wrong.stdout).not.toContain('wrong horse');
 });
