@@ -2,7 +2,7 @@
 import { rm } from 'node:fs/promises';
 import { SafeScpError, exitSeverity, isSafeScpError, type CauseCode } from './errors.js';
 import type { HostTarget, ResolvedConfig } from './config.js';
-import { classifyLocalError } from './classify.js';
+import { classifyLocalError, type ConnectTrace } from './classify.js';
 import { loadPins } from './hostkeys/load-pins.js';
 import type { HostKeyPins } from './hostkeys/policy.js';
 import type { AttemptEvidence, EventSink } from './log/events.js';
@@ -161,28 +161,8 @@ async function copyToHost(
   let attemptCount = 0;
   let lastEvidence: AttemptEvidence | undefined;
 
-  const attempt = async (n: number): Promise<void> => {
-    attemptCount = n;
-    const attemptStart = Date.now();
-    // The trace of the hop being connected: a jump host's while the chain is built, then the target's.
-    let trace = newTrace(target);
-    const evidence = (): AttemptEvidence => ({
-      host: trace.host,
-      port: trace.port,
-      attempt: n,
-      startedAt: new Date(attemptStart).toISOString(),
-      durationMs: Date.now() - attemptStart,
-      phase: trace.phase,
-      ...(trace.address ? { address: trace.address } : {}),
-      ...(trace.dnsMs !== undefined ? { dnsMs: trace.dnsMs } : {}),
-      ...(trace.tcpMs !== undefined ? { tcpMs: trace.tcpMs } : {}),
-      bytesBeforeBanner: trace.preBanner.length,
-      ...(trace.preBanner.length ? { preBannerText: trace.preBanner.toString('latin1') } : {}),
-      ...(trace.serverVersion ? { serverVersion: trace.serverVersion } : {}),
-      ...(trace.ending ? { ending: trace.ending } : {}),
-      ...(trace.algorithms ? { algorithms: trace.algorithms } : {}),
-      ...(trace.hostKey ? { hostKey: trace.hostKey } : {}),
-    });
+  /** Opens the chain of jump hosts (each pinned and throttled on its own) and the target session. */
+  const connectChain = async (n: number, tunnels: Tunnel[], onTrace: (trace: ConnectTrace) => void): Promise<Session> => {
     const common = {
       identities: prepared.identities,
       agent: prepared.agent,
@@ -211,29 +191,53 @@ async function copyToHost(
         await slot.release();
       }
     };
+    // A retry rebuilds the whole chain.
+    let sock: Duplex | undefined;
+    for (const [i, hop] of config.jumpHosts.entries()) {
+      const hopTrace = newTrace(hop);
+      onTrace(hopTrace);
+      const through = sock;
+      const tunnel = await throttled(hop, (onAuthenticated) =>
+        openTunnel({ ...common, target: hop, onAuthenticated, ...(through ? { sock: through } : {}) }, hopTrace),
+      );
+      tunnels.push(tunnel);
+      const next = config.jumpHosts[i + 1] ?? target;
+      sock = await tunnel.forward(next.host, next.port);
+    }
+    const targetTrace = newTrace(target);
+    onTrace(targetTrace);
+    const through = sock;
+    return throttled(target, (onAuthenticated) =>
+      openSession({ ...common, target, onAuthenticated, ...(through ? { sock: through } : {}) }, targetTrace),
+    );
+  };
 
+  const attempt = async (n: number): Promise<void> => {
+    attemptCount = n;
+    const attemptStart = Date.now();
+    // The trace of the hop being connected: a jump host's while the chain is built, then the target's.
+    let trace = newTrace(target);
+    const evidence = (): AttemptEvidence => ({
+      host: trace.host,
+      port: trace.port,
+      attempt: n,
+      startedAt: new Date(attemptStart).toISOString(),
+      durationMs: Date.now() - attemptStart,
+      phase: trace.phase,
+      ...(trace.address ? { address: trace.address } : {}),
+      ...(trace.dnsMs !== undefined ? { dnsMs: trace.dnsMs } : {}),
+      ...(trace.tcpMs !== undefined ? { tcpMs: trace.tcpMs } : {}),
+      bytesBeforeBanner: trace.preBanner.length,
+      ...(trace.preBanner.length ? { preBannerText: trace.preBanner.toString('latin1') } : {}),
+      ...(trace.serverVersion ? { serverVersion: trace.serverVersion } : {}),
+      ...(trace.ending ? { ending: trace.ending } : {}),
+      ...(trace.algorithms ? { algorithms: trace.algorithms } : {}),
+      ...(trace.hostKey ? { hostKey: trace.hostKey } : {}),
+    });
     const tunnels: Tunnel[] = [];
     let session: Session | undefined;
     try {
-      // Each jump host is pinned and throttled on its own; a retry rebuilds the whole chain.
-      let sock: Duplex | undefined;
-      for (const [i, hop] of config.jumpHosts.entries()) {
-        trace = newTrace(hop);
-        const hopTrace = trace;
-        const through = sock;
-        const tunnel = await throttled(hop, (onAuthenticated) =>
-          openTunnel({ ...common, target: hop, onAuthenticated, ...(through ? { sock: through } : {}) }, hopTrace),
-        );
-        tunnels.push(tunnel);
-        const next = config.jumpHosts[i + 1] ?? target;
-        sock = await tunnel.forward(next.host, next.port);
-      }
-      trace = newTrace(target);
-      const targetTrace = trace;
-      const through = sock;
-      session = await throttled(target, (onAuthenticated) =>
-        openSession({ ...common, target, onAuthenticated, ...(through ? { sock: through } : {}) }, targetTrace),
-      );
+      session = await connectChain(n, tunnels, (t) => (trace = t));
       deps.emit({
         kind: 'connected',
         host: target.host,
