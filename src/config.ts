@@ -238,7 +238,8 @@ export function resolveConfig(raw: RawOptions, env: Env): ResolvedConfig {
     hosts = [{ host: remote.host, port, user }];
   }
 
-  const jumpText = raw.jumpHost ?? last('ProxyJump');
+  // An empty SAFE_SCP_JUMP_HOST (as the component sets it) means unset, not "no jump host".
+  const jumpText = raw.jumpHost?.trim() ? raw.jumpHost : last('ProxyJump');
   const jumpHosts: HostTarget[] =
     jumpText && jumpText.toLowerCase() !== 'none'
       ? jumpText.split(',').map((hop) => {
