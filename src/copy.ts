@@ -161,18 +161,27 @@ async function copyToHost(
   let attemptCount = 0;
   let lastEvidence: AttemptEvidence | undefined;
 
-  /** Opens the chain of jump hosts (each pinned and throttled on its own) and the target session. */
-  const connectChain = async (n: number, tunnels: Tunnel[], onTrace: (trace: ConnectTrace) => void): Promise<Session> => {
+  /**
+   * Opens the chain of jump hosts (each pinned and throttled on its own) and the target session.
+   * `n` 0 is the clean-up connection (not an attempt), which has its own signal and connect timeout.
+   */
+  const connectChain = async (
+    n: number,
+    tunnels: Tunnel[],
+    onTrace: (trace: ConnectTrace) => void,
+    chainSignal: AbortSignal = signal,
+    connectTimeoutMs: number = config.connectTimeoutMs,
+  ): Promise<Session> => {
     const common = {
       identities: prepared.identities,
       agent: prepared.agent,
       pins: prepared.pins,
       strictHostKeyChecking: config.strictHostKeyChecking,
       acceptNewFile: config.acceptNewFile,
-      connectTimeoutMs: config.connectTimeoutMs,
+      connectTimeoutMs,
       keepaliveIntervalMs: config.keepaliveIntervalMs,
       keepaliveCountMax: config.keepaliveCountMax,
-      signal,
+      signal: chainSignal,
       emit: deps.emit,
     };
     /** Connects one hop while holding that host's throttle slot (released once authenticated). */
@@ -181,10 +190,10 @@ async function copyToHost(
         stateDir: config.stateDir,
         concurrency: config.hostConcurrency,
         intervalMs: config.hostIntervalMs,
-        signal,
+        signal: chainSignal,
       });
       if (slot.waitedMs >= 50) deps.emit({ kind: 'throttle-wait', host: hop.host, port: hop.port, waitedMs: slot.waitedMs });
-      deps.emit({ kind: 'connect', host: hop.host, port: hop.port, attempt: n });
+      if (n > 0) deps.emit({ kind: 'connect', host: hop.host, port: hop.port, attempt: n });
       try {
         return await connect(() => void slot.release());
       } finally {
@@ -292,7 +301,9 @@ async function copyToHost(
   }
   // Temp files of an attempt whose connection died are removed by the next attempt; when no attempt
   // follows (out of retries, interrupted, permanent failure) one short extra connection removes them.
-  if (error && state.temps.size > 0) await removeLeftoverTemps(target, config, prepared, state, deps);
+  if (error && state.temps.size > 0) await removeLeftoverTemps(target, config, state, deps, (tunnels, cleanupSignal) =>
+    connectChain(0, tunnels, () => undefined, cleanupSignal, Math.min(config.connectTimeoutMs, CLEANUP_CONNECT_MS)),
+  );
   const hostFiles = [...state.done.values()];
   return {
     result: {
@@ -319,9 +330,16 @@ const CLEANUP_TOTAL_MS = 15_000;
 
 /**
  * Removes the temp files a failed attempt could not remove itself (its connection was gone), over one
- * fresh connection that is throttled like any attempt but never retried and not counted as one.
+ * fresh connection (through the same jump hosts, throttled like any attempt) that is never retried and
+ * not counted as an attempt. Bounded in time: it must not hold up a failed or interrupted run for long.
  */
-async function removeLeftoverTemps(target: HostTarget, config: ResolvedConfig, prepared: Prepared, state: TransferState, deps: CopyDeps): Promise<void> {
+async function removeLeftoverTemps(
+  target: HostTarget,
+  config: ResolvedConfig,
+  state: TransferState,
+  deps: CopyDeps,
+  connect: (tunnels: Tunnel[], signal: AbortSignal) => Promise<Session>,
+): Promise<void> {
   const where = `${target.host}:${target.port}`;
   if (config.direction === 'download') {
     for (const temp of [...state.temps]) {
@@ -329,34 +347,15 @@ async function removeLeftoverTemps(target: HostTarget, config: ResolvedConfig, p
     }
     return;
   }
+  const tunnels: Tunnel[] = [];
   let session: Session | undefined;
-  let slot: Awaited<ReturnType<typeof acquireHostSlot>> | undefined;
-  const bound = setTimeout(() => session?.client.destroy(), CLEANUP_TOTAL_MS);
-  bound.unref();
+  const bound = AbortSignal.timeout(CLEANUP_TOTAL_MS);
+  const cut = (): void => {
+    session?.client.destroy();
+  };
+  bound.addEventListener('abort', cut, { once: true });
   try {
-    slot = await acquireHostSlot(where, {
-      stateDir: config.stateDir,
-      concurrency: config.hostConcurrency,
-      intervalMs: config.hostIntervalMs,
-      maxWaitMs: CLEANUP_CONNECT_MS,
-    });
-    const current = slot;
-    session = await openSession(
-      {
-        target,
-        identities: prepared.identities,
-        agent: prepared.agent,
-        pins: prepared.pins,
-        strictHostKeyChecking: config.strictHostKeyChecking,
-        acceptNewFile: config.acceptNewFile,
-        connectTimeoutMs: Math.min(config.connectTimeoutMs, CLEANUP_CONNECT_MS),
-        keepaliveIntervalMs: config.keepaliveIntervalMs,
-        keepaliveCountMax: config.keepaliveCountMax,
-        emit: deps.emit,
-        onAuthenticated: () => void current.release(),
-      },
-      newTrace(target),
-    );
+    session = await connect(tunnels, bound);
     for (const temp of [...state.temps]) {
       await session.fs.unlink(temp).then(
         () => state.temps.delete(temp),
@@ -366,13 +365,13 @@ async function removeLeftoverTemps(target: HostTarget, config: ResolvedConfig, p
         },
       );
     }
-    deps.emit({ kind: 'debug', message: `removed the temporary files of the failed attempt on ${where}` });
+    if (state.temps.size === 0) deps.emit({ kind: 'debug', message: `removed the temporary files of the failed attempt on ${where}` });
   } catch (err: unknown) {
     deps.emit({ kind: 'debug', message: `could not connect to ${where} to remove temporary files: ${err instanceof Error ? err.message : String(err)}` });
   } finally {
-    clearTimeout(bound);
-    await slot?.release();
+    bound.removeEventListener('abort', cut);
     session?.close();
+    for (const tunnel of tunnels.reverse()) tunnel.close();
   }
   if (state.temps.size > 0) {
     deps.emit({ kind: 'debug', message: `temporary files left on ${where}: ${[...state.temps].join(', ')}` });

@@ -489,6 +489,8 @@ async function main(): Promise<number> {
       plainEnv: clean,
       stateDir: path.join(work, 'state'),
     };
+    const loadBefore = os.loadavg()[0] ?? 0;
+    if (loadBefore > os.cpus().length / 2) log(`bench: WARNING: load average ${loadBefore.toFixed(2)} on ${os.cpus().length} cores; other work will distort the numbers`);
     const binding = sshCryptoBinding();
     const scpCipher = firstLine('sh', ['-c', `ssh -F /dev/null -G ${sshd.host} | sed -n 's/^ciphers //p'`]).split(',')[0] ?? '';
     log(`bench: sshd on ${sshd.host}:${sshd.port}; ssh2 native crypto binding: ${binding ? 'present' : 'MISSING (expect ~40% less throughput)'}`);
@@ -590,13 +592,15 @@ async function main(): Promise<number> {
     ].map((a) => ({ criterion: a.criterion, target: a.target, value: a.value, pass: Number.isFinite(a.value) ? a.ok(a.value) : null }));
 
     const info = machine();
+    const load = { before: Number(loadBefore.toFixed(2)), after: Number((os.loadavg()[0] ?? 0).toFixed(2)) };
     const lines: string[] = [];
     lines.push(
       `Machine: ${info['cpu']}, ${info['cores']} cores, ${info['memoryGiB']} GiB, ${info['os']}; Node ${info['node']}; ${info['openssh']}; ${info['rsync']}.`,
       `Loopback, private sshd with sftp-server; ${s.rounds} round(s), tools alternating, medians. MB = 10^6 bytes. ` +
         `Big file ${s.bigBytes / 2 ** 20} MiB; tree ${data.treeFiles} x ${s.smallSize / 1024} KiB files in ${data.treeDirs} directories; ${data.singles.length} separate ${s.smallSize / 1024} KiB files.`,
       `Ciphers: safe-scp ${safeCipher || '?'}, default scp ${scpCipher || '?'}. ssh2 native crypto binding: ${binding ? 'present' : 'missing'}. ` +
-        'CPU = user+sys of the client process tree; machine CPU = all busy CPU during the run (client + sshd).',
+        'CPU = user+sys of the client process tree; machine CPU = all busy CPU during the run (client + sshd). ' +
+        `Load average (1 min) before/after: ${load.before}/${load.after}.`,
       '',
       '| workload | tool | median s | min s | max s | MB/s | vs safe-scp | peak RSS MB | CPU s | machine CPU s |',
       '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
@@ -626,6 +630,7 @@ async function main(): Promise<number> {
       date: new Date().toISOString(),
       machine: info,
       sshCryptoBinding: binding,
+      loadAverage: load,
       ciphers: { safeScp: safeCipher, scpDefault: scpCipher },
       settings: { ...s, cases: [...s.cases], tools: s.tools ? [...s.tools] : undefined, out: path.basename(s.out) },
       data: { bigBytes: s.bigBytes, treeFiles: data.treeFiles, treeDirs: data.treeDirs, smallFileBytes: s.smallSize, separateFiles: data.singles.length },

@@ -78,6 +78,12 @@ async function ensureLocalDir(dir: string, mode: number): Promise<void> {
     await fs.mkdir(dir, { mode });
   } catch (err: unknown) {
     const st = await fs.lstat(dir).catch(() => undefined);
+    if (st?.isSymbolicLink()) {
+      throw new SafeScpError('local-io', `refusing to write through the symbolic link ${dir} (the server sends a directory of that name): remove the link or download elsewhere`, {
+        phase: 'local',
+        cause: err,
+      });
+    }
     if (!st?.isDirectory()) throw classifyLocalError(err, 'mkdir', dir);
   }
 }
@@ -128,7 +134,8 @@ async function downloadFile(rfs: RemoteFs, item: RemoteItem, dest: string, optio
   const existing = await fs.lstat(dest).catch(() => undefined);
   if (existing?.isDirectory()) throw new SafeScpError('local-io', `${dest} is a directory; cannot replace it with a file`, { phase: 'local' });
   const temp = path.join(path.dirname(dest), tempName(path.basename(dest)));
-  const mode = options.preserve ? item.attrs.mode & 0o7777 : existing ? existing.mode & 0o7777 : item.attrs.mode & 0o777 & ~process.umask();
+  // Only a regular file's mode is kept: a symlink being replaced reports lrwxrwxrwx, which would make the file world-writable.
+  const mode = options.preserve ? item.attrs.mode & 0o7777 : existing?.isFile() ? existing.mode & 0o7777 : item.attrs.mode & 0o777 & ~process.umask();
   const handle = await rfs.open(item.remote, 'r');
   state.temps.add(temp);
   const local = await fs.open(temp, 'wx', 0o600).catch((err: unknown) => {

@@ -58,13 +58,20 @@ export async function scanLocalSource(operand: string, recursive: boolean, emit:
       let childStat: import('node:fs').Stats;
       if (entry.isSymbolicLink()) {
         const real = await fs.realpath(childAbs).catch(() => undefined);
-        if (!real || (real !== root && !real.startsWith(root + path.sep))) {
+        if (!real) {
+          emit({ kind: 'debug', message: `skipping symlink ${childRel}: it cannot be resolved (dangling or a loop)` });
+          continue;
+        }
+        if (real !== root && !real.startsWith(root + path.sep)) {
           emit({ kind: 'debug', message: `skipping symlink ${childRel}: it points outside ${operand}` });
           continue;
         }
         childStat = await fs.stat(childAbs);
         if (childStat.isDirectory()) {
-          if (visited.has(real)) continue;
+          if (visited.has(real)) {
+            emit({ kind: 'debug', message: `skipping symlink ${childRel}: it leads back to a directory already copied (loop)` });
+            continue;
+          }
           visited.add(real);
         }
       } else {

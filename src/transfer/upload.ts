@@ -107,7 +107,8 @@ export async function upload(rfs: RemoteFs, sources: readonly LocalSource[], tar
   }
 }
 
-async function removeTemps(rfs: RemoteFs, state: TransferState): Promise<void> {
+/** Removes temporary files an earlier attempt left behind. */
+export async function removeTemps(rfs: RemoteFs, state: TransferState): Promise<void> {
   for (const temp of [...state.temps]) {
     await rfs.unlink(temp).catch(() => undefined);
     state.temps.delete(temp);
@@ -132,16 +133,22 @@ async function uploadFile(rfs: RemoteFs, job: Job, options: UploadOptions, state
   let handle: Buffer | undefined;
   try {
     handle = await rfs.open(temp, 'wx', mode);
-    await writeAll(rfs, handle, temp, local, item.size, options, state);
-    const st = await rfs.fstat(handle, temp);
+    // The last writes, the attributes (-p), the size check and the close go out back to back: a server
+    // handles the requests on one file in order, so the small-file cost is open, one batch, rename.
+    const open = handle;
+    const written = await sendWrites(rfs, open, temp, local, item.size, options, state);
+    const attrs = options.preserve ? rfs.fsetstat(open, { mode, atime: item.atimeMs / 1000, mtime: item.mtimeMs / 1000 }, temp) : undefined;
+    const stat = rfs.fstat(open, temp);
+    handle = undefined;
+    const closed = rfs.close(open, temp);
+    const [w, a, s, c] = await Promise.allSettled([written, attrs, stat, closed]);
+    for (const r of [w, a, s, c]) if (r.status === 'rejected') throw r.reason;
+    const st = (s as PromiseFulfilledResult<RemoteStats>).value;
     if (st.size !== item.size) {
       throw new SafeScpError('verify-failed', `size check failed for ${remote}: wrote ${item.size} bytes, server has ${st.size}`, { phase: 'verify', remotePath: remote });
     }
-    // The server's umask may have narrowed the mode given at open; set it exactly (one request saved when it did not).
-    if (options.preserve) await rfs.fsetstat(handle, { mode, atime: item.atimeMs / 1000, mtime: item.mtimeMs / 1000 }, temp);
-    else if (typeof st.mode !== 'number' || (st.mode & 0o7777) !== mode) await rfs.fsetstat(handle, { mode }, temp);
-    await rfs.close(handle, temp);
-    handle = undefined;
+    // The server's umask may have narrowed the mode given at open; set it exactly (no request when it did not).
+    if (!options.preserve && (typeof st.mode !== 'number' || (st.mode & 0o7777) !== mode)) await rfs.setstat(temp, { mode });
     await rfs.replace(temp, remote);
     state.temps.delete(temp);
   } catch (err: unknown) {
@@ -161,8 +168,9 @@ async function uploadFile(rfs: RemoteFs, job: Job, options: UploadOptions, state
 /**
  * Pipelined writes: up to `requestsInFlight` WRITE requests outstanding (a plain stream crawls, see
  * faults-and-perf.md 3). A buffer is read into again only after the server answered the write that sent it.
+ * Resolves once the last WRITE is sent, with a promise of all of them answered (rejecting with the first failure).
  */
-async function writeAll(
+async function sendWrites(
   rfs: RemoteFs,
   handle: Buffer,
   temp: string,
@@ -170,7 +178,7 @@ async function writeAll(
   size: number,
   options: UploadOptions,
   state: TransferState,
-): Promise<void> {
+): Promise<Promise<void>> {
   const chunk = Math.max(1024, Math.min(options.chunkSize, rfs.maxWriteLength));
   const depth = Math.max(1, options.requestsInFlight);
   const free: Buffer[] = [];
@@ -210,6 +218,8 @@ async function writeAll(
     );
     if (inFlight >= depth) await drain();
   }
-  while (inFlight > 0) await drain();
-  if (failure !== undefined) throw failure;
+  return (async () => {
+    while (inFlight > 0) await drain();
+    if (failure !== undefined) throw failure;
+  })();
 }
