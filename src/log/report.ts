@@ -48,7 +48,7 @@ export function buildReport(result: CopyResult, exitCode: number): Report {
     durationMs: result.durationMs,
     attempts: result.attempts.map((a) => {
       const { host, port, attempt, phase, cause, startedAt, durationMs, error: text, ...evidence } = a;
-      if (typeof evidence.preBannerText === 'string') evidence.preBannerText = stripControl(evidence.preBannerText);
+      if (typeof evidence.preBannerText === 'string') evidence.preBannerText = stripControl(evidence.preBannerText).trim();
       if (typeof evidence.serverVersion === 'string') evidence.serverVersion = stripControl(evidence.serverVersion);
       return { host, port, attempt, phase, cause: cause ?? null, startedAt, durationMs, error: text ? stripControl(text) : null, evidence };
     }),

@@ -1,4 +1,5 @@
 // Uploads local sources: directories first, then files through a temp name, verified, renamed into place.
+import { closeSync, openSync, readSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path/posix';
 import { classifyLocalError } from '../classify.js';
@@ -10,6 +11,11 @@ import { pool, tempName, type TransferState } from './progress.js';
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const isDir = (st: RemoteStats | undefined): boolean => st !== undefined && (st.mode & S_IFMT) === S_IFDIR;
+/**
+ * Files up to this size are read whole and synchronously (tens of microseconds from the page cache) before the
+ * remote temp file is opened: three thread-pool round trips fewer per file, which is most of a small file's cost.
+ */
+const SMALL_FILE = 64 * 1024;
 
 export interface UploadOptions {
   readonly preserve: boolean;
@@ -126,9 +132,14 @@ async function uploadFile(rfs: RemoteFs, job: Job, options: UploadOptions, state
   // Never wider than the source; a replaced file keeps its mode, as scp does.
   const mode = options.preserve ? item.mode & 0o7777 : existing ? existing.mode & 0o7777 : item.mode & 0o777;
 
-  const local = await fs.open(item.path, 'r').catch((err: unknown) => {
-    throw classifyLocalError(err, 'open', item.path);
-  });
+  const local: Local =
+    item.size <= SMALL_FILE
+      ? { data: readSmall(item) }
+      : {
+          file: await fs.open(item.path, 'r').catch((err: unknown) => {
+            throw classifyLocalError(err, 'open', item.path);
+          }),
+        };
   state.temps.add(temp);
   let handle: Buffer | undefined;
   try {
@@ -159,7 +170,7 @@ async function uploadFile(rfs: RemoteFs, job: Job, options: UploadOptions, state
     );
     throw err;
   } finally {
-    await local.close();
+    await local.file?.close();
   }
   state.done.set(remote, { source: item.path, target: remote, bytes: item.size, verified: true });
   state.emit({ kind: 'file-done', source: item.path, target: remote, bytes: item.size, skipped: false, durationMs: Date.now() - started });
@@ -174,7 +185,7 @@ async function sendWrites(
   rfs: RemoteFs,
   handle: Buffer,
   temp: string,
-  local: fs.FileHandle,
+  local: Local,
   size: number,
   options: UploadOptions,
   state: TransferState,
@@ -196,18 +207,23 @@ async function sendWrites(
   while (offset < size && failure === undefined) {
     state.checkAborted();
     const length = Math.min(chunk, size - offset);
-    const buffer = free.pop() ?? Buffer.allocUnsafe(Math.min(chunk, size));
     const position = offset;
     offset += length;
-    const { bytesRead } = await local.read(buffer, 0, length, position);
-    if (bytesRead !== length) {
-      throw new SafeScpError('local-io', `${temp}: source file changed size while it was read`, { phase: 'local' });
+    let buffer: Buffer;
+    if (local.file) {
+      buffer = free.pop() ?? Buffer.allocUnsafe(Math.min(chunk, size));
+      const { bytesRead } = await local.file.read(buffer, 0, length, position);
+      if (bytesRead !== length) {
+        throw new SafeScpError('local-io', `${temp}: source file changed size while it was read`, { phase: 'local' });
+      }
+    } else {
+      buffer = local.data.subarray(position, position + length);
     }
     await state.limiter.take(length);
     inFlight++;
     rfs.write(handle, length === buffer.length ? buffer : buffer.subarray(0, length), position, temp).then(
       () => {
-        free.push(buffer);
+        if (local.file) free.push(buffer);
         state.progress(length);
         settled();
       },
@@ -222,4 +238,27 @@ async function sendWrites(
     while (inFlight > 0) await drain();
     if (failure !== undefined) throw failure;
   })();
+}
+
+/** A source file: read whole (small) or through a handle. */
+type Local = { readonly data: Buffer; readonly file?: undefined } | { readonly file: fs.FileHandle; readonly data?: undefined };
+
+function readSmall(item: LocalItem): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(item.path, 'r');
+  } catch (err: unknown) {
+    throw classifyLocalError(err, 'open', item.path);
+  }
+  try {
+    const data = Buffer.allocUnsafe(item.size);
+    let got = 0;
+    for (let n = -1; got < item.size && n !== 0; got += n) n = readSync(fd, data, got, item.size - got, got);
+    if (got !== item.size) throw new SafeScpError('local-io', `${item.path}: source file changed size while it was read`, { phase: 'local' });
+    return data;
+  } catch (err: unknown) {
+    throw classifyLocalError(err, 'read', item.path);
+  } finally {
+    closeSync(fd);
+  }
 }
