@@ -197,7 +197,7 @@ async function main(): Promise<number> {
   else if (config.dryRun) process.stdout.write(redact(`${plan.join('\n')}\n`));
   else if (result.ok && !config.quiet) process.stdout.write(redact(`${text.formatSummary(result)}\n`));
   if (config.hosts.length > 1 && (!config.quiet || !result.ok)) err(text.formatHostTable(result, style));
-  if (!result.ok) err(text.formatDiagnosis(result, style));
+  if (!result.ok) err(text.formatDiagnosis({ ...result, exitCode }, style));
   return exitCode;
 }
 

@@ -253,7 +253,11 @@ function readSmall(item: LocalItem): Buffer {
   try {
     const data = Buffer.allocUnsafe(item.size);
     let got = 0;
-    for (let n = -1; got < item.size && n !== 0; got += n) n = readSync(fd, data, got, item.size - got, got);
+    while (got < item.size) {
+      const n = readSync(fd, data, got, item.size - got, got);
+      if (n === 0) break;
+      got += n;
+    }
     if (got !== item.size) throw new SafeScpError('local-io', `${item.path}: source file changed size while it was read`, { phase: 'local' });
     return data;
   } catch (err: unknown) {

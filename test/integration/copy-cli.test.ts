@@ -164,7 +164,7 @@ test('exit 1: a read-only target directory gives remote-permission-denied, nothi
   expect(fs.readdirSync(dir)).toEqual([]);
 });
 
-test('exit 2: bad options name what was wrong and open no connection', async () => {
+test('exit 2: bad options name what was wrong and are refused before any transfer', async () => {
   const connections = (): number => sshd.log().split('Connection from').length;
   const before = connections();
   const unknown = await cli(['-o', 'Compression=yes', 'a', remote('/tmp/x')]);
@@ -173,10 +173,14 @@ test('exit 2: bad options name what was wrong and open no connection', async () 
   const badRetries = await cli(['a', remote('/tmp/x')], { SAFE_SCP_RETRIES: 'many' });
   expect(badRetries.code).toBe(2);
   expect(badRetries.stderr).toContain('`--retries` must be a whole number');
+  expect(connections()).toBe(before);
+  // StrictHostKeyChecking=no is refused too; it then fetches the offered key once, without
+  // authenticating, only to print the line to pin (see host-keys.test.ts).
+  const authBefore = sshd.authenticatedConnections();
   const no = await cli(['-o', 'StrictHostKeyChecking=no', 'a', remote('/tmp/x')]);
   expect(no.code).toBe(2);
   expect(no.stderr).toContain('SSH_KNOWN_HOSTS');
-  expect(connections()).toBe(before);
+  expect(sshd.authenticatedConnections()).toBe(authBefore);
 });
 
 test('exit 3: an unpinned host is refused after one connection, with the line to pin it', async () => {

@@ -79,7 +79,7 @@ describe('buildReport', () => {
   test('a failed attempt keeps its evidence, with server text stripped of control characters', () => {
     const [first] = buildReport(okRun(), 0).attempts;
     expect(first).toMatchObject({ host: 'web1', phase: 'banner', cause: 'throttled-by-server', startedAt: '2024-05-01T10:00:00.000Z', durationMs: 40, error: 'throttled ' });
-    expect(first?.evidence).toEqual({ bytesBeforeBanner: RAW_BANNER.length, preBannerText: 'Exceeded MaxStartups ', ending: 'close' });
+    expect(first?.evidence).toEqual({ bytesBeforeBanner: RAW_BANNER.length, preBannerText: 'Exceeded MaxStartups', ending: 'close' });
   });
 
   test('a failed run names cause, message, phase, explanation and checks', () => {
