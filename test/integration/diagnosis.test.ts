@@ -11,24 +11,8 @@ import { startFaultProxy, type FaultPlan, type FaultProxy } from '../../src/harn
 import { closedPort, startNonSshListener, startSilentListener, type TestListener } from '../../src/harness/listeners.js';
 import { makeUserKey, startSshd, type Sshd } from '../../src/harness/sshd.js';
 import { baseEnv, runCli, secretLines, tempDir, type CliResult } from './helpers/cli.js';
+import type { Report } from '../../src/log/report.js';
 
-interface ReportAttempt {
-  attempt: number;
-  phase: string;
-  cause: string | null;
-  error: string | null;
-  evidence: Record<string, unknown>;
-}
-interface Report {
-  ok: boolean;
-  exitCode: number;
-  cause: string | null;
-  message: string | null;
-  phase: string | null;
-  analysis: string[];
-  checks: string[];
-  attempts: ReportAttempt[];
-}
 interface Run {
   result: CliResult;
   report: Report;

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startSshd, type Sshd } from '../../src/harness/sshd.js';
-import { baseEnv, makeTree, runCli, tempDir } from './helpers/cli.js';
+import { sshdEnv, makeTree, runCli, tempDir } from './helpers/cli.js';
 
 let work: string;
 const servers: Sshd[] = [];
@@ -18,16 +18,7 @@ beforeAll(() => {
 });
 
 function envFor(sshd: Sshd, knownHosts: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return baseEnv({
-    HOME: work,
-    SSH_PRIVATE_KEY: fs.readFileSync(sshd.userKeyPath, 'utf8'),
-    SSH_KNOWN_HOSTS: knownHosts,
-    SAFE_SCP_STATE_DIR: path.join(work, 'state'),
-    SAFE_SCP_HOST_INTERVAL: '0',
-    SAFE_SCP_RETRY_DELAY: '100ms',
-    SAFE_SCP_RETRY_MAX_DELAY: '200ms',
-    ...extra,
-  });
+  return sshdEnv(sshd.userKeyPath, knownHosts, work, extra);
 }
 
 test('fan-out to 20 loopback addresses with 2 refusing: 18 identical trees, a summary naming the 2 failures, exit 75', async () => {

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startSshd, type Sshd } from '../../src/harness/sshd.js';
-import { baseEnv, runCli, startCli, tempDir } from './helpers/cli.js';
+import { sshdEnv, runCli, startCli, tempDir } from './helpers/cli.js';
 
 let work: string;
 const servers: Sshd[] = [];
@@ -17,15 +17,8 @@ afterAll(async () => {
   if (work) fs.rmSync(work, { recursive: true, force: true });
 });
 
-function envFor(sshd: Sshd, knownHosts: string): NodeJS.ProcessEnv {
-  return baseEnv({
-    HOME: work,
-    SSH_PRIVATE_KEY: fs.readFileSync(sshd.userKeyPath, 'utf8'),
-    SSH_KNOWN_HOSTS: knownHosts,
-    SAFE_SCP_STATE_DIR: path.join(work, 'state'),
-    SAFE_SCP_HOST_INTERVAL: '0',
-    SAFE_SCP_RETRY_DELAY: '100ms',
-  });
+function envFor(sshd: Sshd, knownHosts: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return sshdEnv(sshd.userKeyPath, knownHosts, work, extra);
 }
 
 const connections = (sshd: Sshd): number => sshd.log().split('Connection from').length - 1;

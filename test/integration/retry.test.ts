@@ -7,25 +7,8 @@ import { startFaultProxy, type FaultPlan, type FaultProxy } from '../../src/harn
 import { startSshd, type Sshd } from '../../src/harness/sshd.js';
 import { backoffDelay } from '../../src/retry.js';
 import { baseEnv, runCli, startCli, tempDir, type CliResult } from './helpers/cli.js';
+import type { Report } from '../../src/log/report.js';
 
-interface ReportAttempt {
-  host: string;
-  port: number;
-  attempt: number;
-  phase: string;
-  cause: string | null;
-  startedAt: string;
-  durationMs: number;
-  error: string | null;
-  evidence: Record<string, unknown>;
-}
-interface Report {
-  ok: boolean;
-  exitCode: number;
-  cause: string | null;
-  attempts: ReportAttempt[];
-  files: Array<{ source: string; target: string; bytes: number; verified: boolean }>;
-}
 
 let sshd: Sshd;
 let work: string;
@@ -67,7 +50,7 @@ async function viaProxy(p: FaultProxy, args: string[], extraEnv: Record<string, 
 }
 
 const remote = (p: string): string => `${sshd.user}@127.0.0.1:${p}`;
-const end = (a: ReportAttempt): number => Date.parse(a.startedAt) + a.durationMs;
+const end = (a: Report['attempts'][number]): number => Date.parse(a.startedAt) + a.durationMs;
 
 beforeAll(async () => {
   sshd = await startSshd({});
@@ -125,7 +108,7 @@ describe('the first 3 connections fail before the banner: 4 attempts, waits foll
 
     // The gap between attempt n's end and attempt n+1's start is the backoff for retry n.
     for (let n = 1; n <= 3; n++) {
-      const gap = Date.parse((report.attempts[n] as ReportAttempt).startedAt) - end(report.attempts[n - 1] as ReportAttempt);
+      const gap = Date.parse((report.attempts[n] as Report['attempts'][number]).startedAt) - end(report.attempts[n - 1] as Report['attempts'][number]);
       const floor = backoffDelay(n, policy, () => 0);
       const ceiling = backoffDelay(n, policy, () => 1);
       expect({ retry: n, gap, inRange: gap >= floor - 5 && gap <= ceiling + 150 }).toEqual({ retry: n, gap, inRange: true });
@@ -206,7 +189,7 @@ test('a stalled transfer (hang mid-upload) fails the attempt within a bounded ti
   expect(result.code).toBe(0);
   expect(p.connections).toBe(2);
   expect(report.attempts).toHaveLength(2);
-  const first = report.attempts[0] as ReportAttempt;
+  const first = report.attempts[0] as Report['attempts'][number];
   expect(first.phase).toBe('transfer');
   expect(['stalled', 'connection-lost-mid-transfer']).toContain(first.cause);
   // Keepalive (3 x 500ms) or the 2s watchdog ends it; either way well under 6s.
@@ -231,7 +214,7 @@ describe('a fault during the handshake is retried', () => {
     expect(p.connections).toBe(2);
     expect(p.faultsTriggered).toBe(1);
     expect(report.attempts).toHaveLength(2);
-    const first = report.attempts[0] as ReportAttempt;
+    const first = report.attempts[0] as Report['attempts'][number];
     expect(first.phase).toBe('kex');
     expect(first.cause).toBe('connection-lost-in-handshake');
     expect(first.evidence['serverVersion']).toMatch(/^SSH-2\.0-OpenSSH/);

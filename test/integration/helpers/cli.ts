@@ -82,3 +82,16 @@ export function makeTree(root: string, size = 4096): { dirs: number; files: numb
 export function secretLines(keyText: string): string[] {
   return keyText.split('\n').filter((l) => l.length > 20 && !l.startsWith('-----'));
 }
+
+/** The environment of a run against a harness sshd: its client key, the given pins, fast retries, no gap. */
+export function sshdEnv(keyPath: string, knownHosts: string, work: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return baseEnv({
+    HOME: work,
+    SSH_PRIVATE_KEY: fs.readFileSync(keyPath, 'utf8'),
+    SSH_KNOWN_HOSTS: knownHosts,
+    SAFE_SCP_STATE_DIR: path.join(work, 'state'),
+    SAFE_SCP_HOST_INTERVAL: '0',
+    SAFE_SCP_RETRY_DELAY: '100ms',
+    ...extra,
+  });
+}
