@@ -22,31 +22,53 @@ export class RemoteFs {
   /** When the server last answered a request. */
   lastActivity = Date.now();
 
+  /** Rejecters of the requests not yet answered; all are called once when the connection is lost. */
+  private readonly waiting = new Set<(err: unknown) => void>();
+  private lostError: unknown;
+
   constructor(
     private readonly sftp: SFTPWrapper,
-    private readonly lost: Promise<never>,
+    lost: Promise<never>,
   ) {
     const limits = sftp as unknown as { _maxWriteLen?: number; _maxReadLen?: number };
     this.maxWriteLength = limits._maxWriteLen ?? 32768;
     this.maxReadLength = limits._maxReadLen ?? 32768;
+    // One subscription, not a Promise.race per request: a race against a promise that stays pending
+    // leaves a reaction on it for every request, which piles up over thousands of writes.
+    lost.catch((err: unknown) => {
+      this.lostError = err;
+      for (const reject of this.waiting) reject(err);
+      this.waiting.clear();
+    });
   }
 
   private call<T>(op: string, path: string, start: (cb: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> {
+    if (this.lostError !== undefined) return Promise.reject(this.lostError);
     this.pending++;
-    const request = new Promise<T>((resolve, reject) => {
+    return new Promise<T>((resolve, reject) => {
+      let done = false;
+      const finish = (): boolean => {
+        if (done) return false;
+        done = true;
+        this.pending--;
+        this.waiting.delete(onLost);
+        return true;
+      };
+      const onLost = (err: unknown): void => {
+        if (finish()) reject(err);
+      };
+      this.waiting.add(onLost);
       try {
         start((err, value) => {
-          this.pending--;
+          if (!finish()) return;
           this.lastActivity = Date.now();
           if (err) reject(classifySftpError(err, op, path));
           else resolve(value as T);
         });
       } catch (err: unknown) {
-        this.pending--;
-        reject(classifySftpError(err, op, path));
+        if (finish()) reject(classifySftpError(err, op, path));
       }
     });
-    return Promise.race([request, this.lost]);
   }
 
   stat(path: string): Promise<RemoteStats> {
