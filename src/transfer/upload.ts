@@ -27,7 +27,14 @@ export interface UploadOptions {
   readonly filesInFlight: number;
 }
 
-export const UPLOAD_DEFAULTS: UploadOptions = { preserve: false, chunkSize: 128 * 1024, requestsInFlight: 16, filesInFlight: 16 };
+/**
+ * Measured with `npm run bench` (README, Performance). Writes are capped at the server's limit (OpenSSH: 261120
+ * bytes); fewer, larger writes cost less client CPU than 128 KiB ones (each write allocates buffers, and the
+ * garbage brings major GCs). 8 x 255 KiB in flight just fits OpenSSH's 2 MiB channel window, so nothing queues
+ * inside ssh2. 32 files in flight keep a tree of small files moving (16: ~12 % slower, 64: ~5 % faster but more
+ * open handles than some servers allow); the reads in flight across all files are bounded (BufferPool).
+ */
+export const UPLOAD_DEFAULTS: UploadOptions = { preserve: false, chunkSize: 256 * 1024, requestsInFlight: 8, filesInFlight: 32 };
 
 interface Job {
   readonly item: LocalItem;
@@ -103,7 +110,8 @@ export async function upload(rfs: RemoteFs, sources: readonly LocalSource[], tar
       });
     }
   }
-  await pool(jobs, options.filesInFlight, (job) => uploadFile(rfs, job, options, state, created.has(path.dirname(path.normalize(job.remote)))));
+  const buffers = new BufferPool(Math.max(1024, Math.min(options.chunkSize, rfs.maxWriteLength)), 2 * Math.max(1, options.requestsInFlight));
+  await pool(jobs, options.filesInFlight, (job) => uploadFile(rfs, job, options, state, buffers, created.has(path.dirname(path.normalize(job.remote)))));
   if (options.preserve) {
     for (const [i, source] of sources.entries()) {
       for (const d of source.items.filter((it) => it.type === 'dir').reverse()) {
@@ -121,7 +129,7 @@ export async function removeTemps(rfs: RemoteFs, state: TransferState): Promise<
   }
 }
 
-async function uploadFile(rfs: RemoteFs, job: Job, options: UploadOptions, state: TransferState, newParent: boolean): Promise<void> {
+async function uploadFile(rfs: RemoteFs, job: Job, options: UploadOptions, state: TransferState, buffers: BufferPool, newParent: boolean): Promise<void> {
   const started = Date.now();
   const { item, remote } = job;
   const temp = path.join(path.dirname(remote), tempName(path.basename(remote)));
@@ -147,7 +155,7 @@ async function uploadFile(rfs: RemoteFs, job: Job, options: UploadOptions, state
     // The last writes, the attributes (-p), the size check and the close go out back to back: a server
     // handles the requests on one file in order, so the small-file cost is open, one batch, rename.
     const open = handle;
-    const written = await sendWrites(rfs, open, temp, local, item.size, options, state);
+    const written = await sendWrites(rfs, open, temp, local, item.size, options, state, buffers);
     const attrs = options.preserve ? rfs.fsetstat(open, { mode, atime: item.atimeMs / 1000, mtime: item.mtimeMs / 1000 }, temp) : undefined;
     const stat = rfs.fstat(open, temp);
     handle = undefined;
@@ -177,9 +185,40 @@ async function uploadFile(rfs: RemoteFs, job: Job, options: UploadOptions, state
 }
 
 /**
- * Pipelined writes: up to `requestsInFlight` WRITE requests outstanding (a plain stream crawls, see
- * faults-and-perf.md 3). A buffer is read into again only after the server answered the write that sent it.
- * Resolves once the last WRITE is sent, with a promise of all of them answered (rejecting with the first failure).
+ * The read buffers of one upload, shared by its files: a write holds one until the server answered it, so the
+ * bytes in flight (and the memory holding them) stay bounded however many files are open at once.
+ */
+class BufferPool {
+  private readonly free: Buffer[] = [];
+  private readonly waiting: Array<(buffer: Buffer) => void> = [];
+
+  constructor(
+    readonly size: number,
+    private slots: number,
+  ) {}
+
+  take(): Promise<Buffer> | Buffer {
+    if (this.slots > 0) {
+      this.slots--;
+      return this.free.pop() ?? Buffer.allocUnsafe(this.size);
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  give(buffer: Buffer): void {
+    const next = this.waiting.shift();
+    if (next) next(buffer);
+    else {
+      this.free.push(buffer);
+      this.slots++;
+    }
+  }
+}
+
+/**
+ * Pipelined writes: up to `requestsInFlight` WRITE requests outstanding per file (a plain stream crawls, see
+ * faults-and-perf.md 3), each at most the server's write limit. Resolves once the last WRITE is sent, with a
+ * promise of all of them answered (rejecting with the first failure).
  */
 async function sendWrites(
   rfs: RemoteFs,
@@ -189,10 +228,10 @@ async function sendWrites(
   size: number,
   options: UploadOptions,
   state: TransferState,
+  buffers: BufferPool,
 ): Promise<Promise<void>> {
-  const chunk = Math.max(1024, Math.min(options.chunkSize, rfs.maxWriteLength));
+  const chunk = buffers.size;
   const depth = Math.max(1, options.requestsInFlight);
-  const free: Buffer[] = [];
   let inFlight = 0;
   let wake: (() => void) | undefined;
   let failure: unknown;
@@ -209,25 +248,33 @@ async function sendWrites(
     const length = Math.min(chunk, size - offset);
     const position = offset;
     offset += length;
-    let buffer: Buffer;
+    let data: Buffer;
+    let pooled: Buffer | undefined;
     if (local.file) {
-      buffer = free.pop() ?? Buffer.allocUnsafe(Math.min(chunk, size));
-      const { bytesRead } = await local.file.read(buffer, 0, length, position);
-      if (bytesRead !== length) {
-        throw new SafeScpError('local-io', `${temp}: source file changed size while it was read`, { phase: 'local' });
+      pooled = await buffers.take();
+      try {
+        const { bytesRead } = await local.file.read(pooled, 0, length, position);
+        if (bytesRead !== length) {
+          throw new SafeScpError('local-io', `${temp}: source file changed size while it was read`, { phase: 'local' });
+        }
+      } catch (err: unknown) {
+        buffers.give(pooled);
+        throw err;
       }
+      data = length === pooled.length ? pooled : pooled.subarray(0, length);
     } else {
-      buffer = local.data.subarray(position, position + length);
+      data = local.data.subarray(position, position + length);
     }
     await state.limiter.take(length);
     inFlight++;
-    rfs.write(handle, length === buffer.length ? buffer : buffer.subarray(0, length), position, temp).then(
+    rfs.write(handle, data, position, temp).then(
       () => {
-        if (local.file) free.push(buffer);
+        if (pooled) buffers.give(pooled);
         state.progress(length);
         settled();
       },
       (err: unknown) => {
+        if (pooled) buffers.give(pooled);
         failure ??= err;
         settled();
       },
