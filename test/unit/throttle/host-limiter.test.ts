@@ -93,7 +93,8 @@ describe('acquireHostSlot', () => {
     const host = '127.0.0.1:2222';
     const a = await acquireHostSlot(host, opts(stateDir, { concurrency: 2 }));
     const b = await acquireHostSlot(host, opts(stateDir, { concurrency: 2 }));
-    expect(a.waitedMs).toBeLessThan(50);
+    // A free slot is taken without polling; the bound only has to tell "no wait" from a poll or a timeout on a loaded machine.
+    expect(a.waitedMs).toBeLessThan(500);
     expect(await slotFiles(stateDir, host)).toHaveLength(2);
     await expect(acquireHostSlot(host, opts(stateDir, { concurrency: 2, maxWaitMs: 100 }))).rejects.toThrow(HostSlotTimeoutError);
 
@@ -207,7 +208,7 @@ describe('stale recovery', () => {
     const pid = await deadPid();
     const file = await plantSlot(stateDir, 'h:22', { pid, hostname: me, createdAt: Date.now(), token: `${pid}-x` });
     const slot = await acquireHostSlot('h:22', opts(stateDir, { maxWaitMs: 1_000 }));
-    expect(slot.waitedMs).toBeLessThan(250);
+    expect(slot.waitedMs).toBeLessThan(750);
     await expect(lstat(file)).rejects.toThrow(/ENOENT/);
     await slot.release();
   });
@@ -262,7 +263,7 @@ describe('stale recovery', () => {
     const pid = await deadPid();
     await writeFile(path.join(dir, 'lock'), JSON.stringify({ pid, hostname: me, createdAt: Date.now(), token: `${pid}-lock` }));
     const slot = await acquireHostSlot('h:22', opts(stateDir, { maxWaitMs: 1_000 }));
-    expect(slot.waitedMs).toBeLessThan(250);
+    expect(slot.waitedMs).toBeLessThan(750);
     await slot.release();
     // Our own mutex is gone again, and no claim or temp file was left behind.
     expect((await readdir(dir)).filter((f) => f !== 'state.json')).toEqual([]);
@@ -286,7 +287,7 @@ describe('stale recovery', () => {
     await writeFile(path.join(dir, 'lock'), JSON.stringify({ pid, hostname: me, createdAt: Date.now(), token }));
     await writeFile(path.join(dir, `lock.break-${token}`), JSON.stringify({ pid, hostname: me, createdAt: Date.now(), token: `${pid}-claim` }));
     const slot = await acquireHostSlot('h:22', opts(stateDir, { maxWaitMs: 1_000 }));
-    expect(slot.waitedMs).toBeLessThan(200);
+    expect(slot.waitedMs).toBeLessThan(750);
     await slot.release();
   });
 });
