@@ -14,6 +14,7 @@ import { join } from 'node:path';
 
 import { parseKnownHosts, lookupHost, type KnownHostsEntry } from '../../../src/hostkeys/known-hosts.js';
 import { knownHostsName } from '../../../src/hostkeys/pattern.js';
+import { mulberry32 } from '../../../src/harness/fault-proxy.js';
 import {
   generateKey,
   makeTempDir,
@@ -137,17 +138,6 @@ const HAND_CASES: Case[] = [
   ),
 ];
 
-/** Deterministic PRNG (mulberry32) so the random cases are the same on every run. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const RANDOM_HOSTS = ['a.example.com', 'b.example.com', 'example.com', 'A.Example.COM', '10.0.0.1', '::1', 'h1', 'H1'];
 const RANDOM_ATOMS = [
@@ -159,7 +149,8 @@ const RANDOM_ATOMS = [
 const RANDOM_KEYS = ['{A}', '{B}', '{E}'];
 
 function randomCases(count: number): Case[] {
-  const random = prng(0x5afe5c9);
+  // Deterministic, so the random cases are the same on every run.
+  const random = mulberry32(0x5afe5c9);
   const pick = <T>(items: readonly T[]): T => {
     const item = items[Math.floor(random() * items.length)];
     if (item === undefined) throw new Error('empty pick');
