@@ -168,7 +168,7 @@ async function main(): Promise<number> {
   const emit = (event: SafeScpEvent): void => {
     if (event.kind === 'plan-entry') plan.push(`${event.type === 'dir' ? 'mkdir' : 'copy '} ${event.source} -> ${event.target}${event.type === 'file' ? ` (${event.bytes} bytes)` : ''}`);
     if (event.kind === 'plan') {
-      plan.push(`plan: ${event.direction} ${event.entries} entries, ${event.bytes} bytes, ${event.user}@${event.host}:${event.port}${event.dryRun ? ' (dry run: no connection opened)' : ''}`);
+      plan.push(`plan: ${event.direction} ${event.entries} entries, ${event.bytes} bytes, ${event.user}@${event.host}:${event.port}${event.dryRun ? ' (dry run: no connection opened)' : ''}${event.note ? `; ${event.note}` : ''}`);
     }
     if (config.quiet && event.kind !== 'host-key-learned') return;
     const line = text.formatEvent(event, style);
@@ -196,7 +196,7 @@ async function main(): Promise<number> {
   if (config.json) process.stdout.write(redact(`${JSON.stringify(report)}\n`));
   else if (config.dryRun) process.stdout.write(redact(`${plan.join('\n')}\n`));
   else if (result.ok && !config.quiet) process.stdout.write(redact(`${text.formatSummary(result)}\n`));
-  if (config.hosts.length > 1 && (!config.quiet || !result.ok)) err(text.formatHostTable(result, style));
+  if (config.hosts.length > 1 && !config.dryRun && (!config.quiet || !result.ok)) err(text.formatHostTable(result, style));
   if (!result.ok) err(text.formatDiagnosis({ ...result, exitCode }, style));
   return exitCode;
 }

@@ -122,23 +122,30 @@ export async function copy(config: ResolvedConfig, deps: CopyDeps): Promise<Copy
   return finish(results, worst);
 }
 
+/**
+ * The dry-run plan, decided without a connection: where TARGET's existence matters (one source, as scp
+ * does it), the entry shows the "TARGET is an existing directory" case and the plan line says so.
+ */
 function emitPlan(config: ResolvedConfig, prepared: Prepared, emit: EventSink): void {
-  for (const target of config.hosts) {
-    let bytes = 0;
-    let entries = 0;
-    for (const source of prepared.localSources) {
-      for (const item of source.items) {
-        entries++;
-        bytes += item.size;
-        const rel = item.rel ? `/${item.rel}` : '';
-        emit({ kind: 'plan-entry', source: item.path, target: `${config.target || '~'}[/${source.name}]${rel}`, bytes: item.size, type: item.type });
-      }
+  const target = config.target || '.';
+  const intoDirectory = config.sources.length > 1 || target.endsWith('/');
+  let bytes = 0;
+  let entries = 0;
+  for (const source of prepared.localSources) {
+    const base = `${target.replace(/\/+$/, '')}/${source.name}`;
+    for (const item of source.items) {
+      entries++;
+      bytes += item.size;
+      emit({ kind: 'plan-entry', source: item.path, target: item.rel ? `${base}/${item.rel}` : base, bytes: item.size, type: item.type });
     }
-    if (config.direction === 'download') {
-      for (const s of config.sources) emit({ kind: 'plan-entry', source: `${target.host}:${s}`, target: config.target, bytes: 0, type: 'file' });
-      entries = config.sources.length;
-    }
-    emit({ kind: 'plan', direction: config.direction, host: target.host, port: target.port, user: target.user, entries, bytes, dryRun: true });
+  }
+  if (config.direction === 'download') {
+    for (const s of config.sources) emit({ kind: 'plan-entry', source: s, target: config.target, bytes: 0, type: 'file' });
+    entries = config.sources.length;
+  }
+  const note = !intoDirectory && config.direction === 'upload' ? `if ${target} is not an existing directory, the source becomes ${target} itself` : undefined;
+  for (const host of config.hosts) {
+    emit({ kind: 'plan', direction: config.direction, host: host.host, port: host.port, user: host.user, entries, bytes, dryRun: true, ...(note ? { note } : {}) });
   }
 }
 

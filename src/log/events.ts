@@ -27,7 +27,7 @@ export interface AttemptEvidence {
 }
 
 export type SafeScpEvent =
-  | { kind: 'plan'; direction: 'upload' | 'download'; host: string; port: number; user: string; entries: number; bytes: number; dryRun: boolean }
+  | { kind: 'plan'; direction: 'upload' | 'download'; host: string; port: number; user: string; entries: number; bytes: number; dryRun: boolean; note?: string }
   | { kind: 'plan-entry'; source: string; target: string; bytes: number; type: 'file' | 'dir' }
   | { kind: 'throttle-wait'; host: string; port: number; waitedMs: number }
   | { kind: 'connect'; host: string; port: number; attempt: number }
