@@ -258,3 +258,23 @@ test('authenticates through the agent at SSH_AUTH_SOCK, and with an encrypted -i
   expect(wrong.stderr + wrong.stdout).not.toContain('correct horse battery');
   expect(wrong.stderr + wrong.stdout).not.toContain('wrong horse');
 });
+
+test('IPv6 operands: [::1]:path and scp://user@[::1]:port/path, upload and download', async () => {
+  const v6 = await startSshd({ listenAddresses: ['::1'] });
+  try {
+    const [, type, blob] = (v6.knownHostsLines().split('\n')[0] ?? '').split(' ');
+    const pins = `[::1]:${v6.port} ${type} ${blob}\n`;
+    const v6env = { SSH_PRIVATE_KEY: fs.readFileSync(v6.userKeyPath, 'utf8'), SSH_KNOWN_HOSTS: pins, SAFE_SCP_PORT: String(v6.port) };
+    const src = path.join(work, 'v6.txt');
+    fs.writeFileSync(src, 'over IPv6\n');
+    const up = await cli([src, `${v6.user}@[::1]:${path.join(work, 'v6-up.txt')}`], v6env);
+    expect(up.stderr).toBe('');
+    expect(up.code).toBe(0);
+    expect(fs.readFileSync(path.join(work, 'v6-up.txt'), 'utf8')).toBe('over IPv6\n');
+    const down = await cli([`scp://${v6.user}@[::1]:${v6.port}/${path.join(work, 'v6-up.txt')}`, path.join(work, 'v6-down.txt')], { ...v6env, SAFE_SCP_PORT: '1' });
+    expect(down.code).toBe(0);
+    expect(fs.readFileSync(path.join(work, 'v6-down.txt'), 'utf8')).toBe('over IPv6\n');
+  } finally {
+    await v6.stop();
+  }
+});
