@@ -4,6 +4,11 @@ import type { AttemptEvidence } from '../log/events.js';
 
 const BEFORE_BANNER = new Set(['reset-before-banner', 'closed-before-banner', 'throttled-by-server']);
 
+/** The attempts that concern the failing host (all of them when the error names no host). */
+export function attemptsForHost(attempts: readonly AttemptEvidence[], host: string | undefined): AttemptEvidence[] {
+  return attempts.filter((a) => host === undefined || a.host === host);
+}
+
 /** Short conclusions drawn from all attempts to one host; empty when there is nothing to add. */
 export function analyseAttempts(attempts: readonly AttemptEvidence[]): string[] {
   const failed = attempts.filter((a) => a.cause !== undefined);

@@ -1,7 +1,7 @@
 // The JSON report (--report FILE and --json): the shape documented in CONTRACT.md, Diagnosis.
 import { stripControl } from '../classify.js';
 import type { CopyResult } from '../copy.js';
-import { analyseAttempts } from '../diagnose/analysis.js';
+import { analyseAttempts, attemptsForHost } from '../diagnose/analysis.js';
 import { CAUSE_HELP } from '../diagnose/causes.js';
 
 export interface Report {
@@ -41,10 +41,10 @@ export function buildReport(result: CopyResult, exitCode: number): Report {
     phase: error?.phase ?? null,
     explanation: result.cause ? CAUSE_HELP[result.cause].summary : null,
     checks: result.cause ? CAUSE_HELP[result.cause].checks : [],
-    // Not .map(stripControl): the index would become its length cap. error.host may be `host:port` (connectionLost).
+    // Not .map(stripControl): the index would become its length cap.
     analysis: result.ok
       ? []
-      : analyseAttempts(result.attempts.filter((a) => !error?.host || a.host === error.host || `${a.host}:${a.port}` === error.host)).map((line) => stripControl(line)),
+      : analyseAttempts(attemptsForHost(result.attempts, error?.host)).map((line) => stripControl(line)),
     durationMs: result.durationMs,
     attempts: result.attempts.map((a) => {
       const { host, port, attempt, phase, cause, startedAt, durationMs, error: text, ...evidence } = a;

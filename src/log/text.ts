@@ -1,7 +1,7 @@
 // Human-readable lines for stderr: one per failed attempt, progress with -v, a diagnostic block at the end.
 import { stripControl } from '../classify.js';
 import type { CopyResult } from '../copy.js';
-import { analyseAttempts } from '../diagnose/analysis.js';
+import { analyseAttempts, attemptsForHost } from '../diagnose/analysis.js';
 import { CAUSE_HELP } from '../diagnose/causes.js';
 import { formatDuration } from '../util/duration.js';
 import type { SafeScpEvent } from './events.js';
@@ -83,8 +83,7 @@ export function formatDiagnosis(result: CopyResult, style: TextStyle): string {
   lines.push(`  cause:    ${result.cause} (exit ${result.exitCode})`);
   lines.push(`  error:    ${stripControl(error.message)}`);
   lines.push(`  likely:   ${help.summary}`);
-  // error.host is a bare host from a connect failure, `host:port` from a loss mid-transfer (connectionLost).
-  const attempts = result.attempts.filter((a) => error.host === undefined || a.host === error.host || `${a.host}:${a.port}` === error.host);
+  const attempts = attemptsForHost(result.attempts, error.host);
   if (attempts.length > 0) {
     lines.push('  evidence:');
     for (const a of attempts) {
