@@ -21,6 +21,7 @@ import net from 'node:net';
 import path from 'node:path';
 import ssh2 from 'ssh2';
 import type { Attributes, AuthContext, Connection, FileEntry, ParsedKey, SFTPWrapper } from 'ssh2';
+import { generateEd25519KeyPair } from '../ssh/keygen.js';
 
 const { Server: SshServer, utils } = ssh2;
 const { STATUS_CODE, OPEN_MODE } = utils.sftp;
@@ -764,7 +765,7 @@ export async function startEmbeddedServer(options: EmbeddedServerOptions): Promi
   const jail = new Jail(realRoot);
 
   const authorized = parseSingleKey(options.authorizedKey, 'authorizedKey');
-  const hostKeyText = options.hostKey ?? utils.generateKeyPairSync('ed25519').private;
+  const hostKeyText = options.hostKey ?? generateEd25519KeyPair().private;
   const hostKey = parseSingleKey(hostKeyText, 'hostKey');
   if (!hostKey.isPrivateKey()) throw new Error('hostKey: not a private key');
   const hostBlob = hostKey.getPublicSSH();

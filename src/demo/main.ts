@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import ssh2 from 'ssh2';
+import { generateEd25519KeyPair } from '../ssh/keygen.js';
 import { startFaultProxy } from '../harness/fault-proxy.js';
 import { startEmbeddedServer } from './embedded-server.js';
 
@@ -48,7 +48,7 @@ async function main(): Promise<void> {
   write(path.join(site, 'assets', 'style.css'), 'body { font-family: sans-serif }\n');
   fs.writeFileSync(path.join(site, 'assets', 'logo.bin'), Buffer.alloc(2 * 1024 * 1024, 7));
 
-  const keys = ssh2.utils.generateKeyPairSync('ed25519');
+  const keys = generateEd25519KeyPair();
   const server = await startEmbeddedServer({ root: serverRoot, username: 'deploy', authorizedKey: keys.public });
   // The flaky layer: the first two connections are dropped before the SSH banner, exactly as sshd
   // does past MaxStartups ("Exceeded MaxStartups", then RST): the classic

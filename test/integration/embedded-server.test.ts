@@ -9,8 +9,9 @@ import path from 'node:path';
 import ssh2 from 'ssh2';
 import type { Client as SshClient, FileEntryWithStats, SFTPWrapper, Stats as SftpStats } from 'ssh2';
 import { startEmbeddedServer, type EmbeddedServer } from '../../src/demo/embedded-server.js';
+import { generateEd25519KeyPair } from '../../src/ssh/keygen.js';
 
-const { Client, utils } = ssh2;
+const { Client } = ssh2;
 const STEP_MS = 10_000;
 const USER = 'deploy';
 
@@ -85,8 +86,8 @@ function hasCommand(cmd: string): boolean {
 }
 
 describe('embedded SFTP server', () => {
-  const clientKeys = utils.generateKeyPairSync('ed25519', { comment: 'test-client' });
-  const strangerKeys = utils.generateKeyPairSync('ed25519');
+  const clientKeys = generateEd25519KeyPair('test-client');
+  const strangerKeys = generateEd25519KeyPair();
   let base: string;
   let root: string;
   let outside: string;
@@ -356,7 +357,7 @@ describe('embedded SFTP server', () => {
     expect(await readFile(back, 'utf8')).toBe('alpha\n');
 
     // A known_hosts pinning some other key makes OpenSSH refuse to connect.
-    const other = utils.generateKeyPairSync('ed25519').public.split(' ').slice(0, 2).join(' ');
+    const other = generateEd25519KeyPair().public.split(' ').slice(0, 2).join(' ');
     const wrongHosts = path.join(base, 'known_hosts.wrong');
     await writeFile(wrongHosts, `[${server.host}]:${server.port} ${other}\n`);
     const refused = await run('sftp', ['-b', batch, ...sshArgs(wrongHosts), `${USER}@${server.host}`]);

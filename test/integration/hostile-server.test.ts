@@ -9,6 +9,7 @@ import posix from 'node:path/posix';
 import ssh2 from 'ssh2';
 import type { Attributes, AuthContext, Connection, FileEntry, ParsedKey, SFTPWrapper } from 'ssh2';
 import { baseEnv, runCli, tempDir, type CliResult } from './helpers/cli.js';
+import { generateEd25519KeyPair } from '../../src/ssh/keygen.js';
 
 const { Server, utils } = ssh2;
 const { STATUS_CODE } = utils.sftp;
@@ -51,8 +52,8 @@ function attrsOf(kind: Kind, size: number): Attributes {
 }
 
 async function startHostile(dirs: ReadonlyMap<string, readonly VEntry[]>, files: ReadonlyMap<string, Buffer>, realpaths: ReadonlyMap<string, string>): Promise<Hostile> {
-  const hostKey = utils.generateKeyPairSync('ed25519');
-  const clientKey = utils.generateKeyPairSync('ed25519');
+  const hostKey = generateEd25519KeyPair();
+  const clientKey = generateEd25519KeyPair();
   const clientPub = parse(clientKey.public);
   const hostPub = parse(hostKey.private);
   const requests: string[] = [];
