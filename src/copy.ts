@@ -262,6 +262,7 @@ async function copyToHost(
         serverVersion: trace.serverVersion ?? '',
         hostKey: trace.hostKey ?? { type: '', fingerprint: '' },
         ...(trace.algorithms?.['cipher'] ? { cipher: trace.algorithms['cipher'] } : {}),
+        ...(trace.algorithms?.['crypto'] ? { nativeCrypto: trace.algorithms['crypto'] === 'native' } : {}),
       });
       await transferWithWatchdog(session, tunnels, config, prepared, state, signal);
       lastEvidence = evidence();

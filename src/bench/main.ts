@@ -13,14 +13,13 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startSshd, type Sshd } from '../harness/sshd.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CLI = path.join(ROOT, 'dist', 'cli.js');
+const CLI = path.join(ROOT, 'dist', 'safe-scp.mjs');
 const GNU_TIME = '/usr/bin/time';
 const MB = 1e6;
 
@@ -421,15 +420,6 @@ function machine(): Record<string, string | number> {
   };
 }
 
-function sshCryptoBinding(): boolean {
-  try {
-    const pkg = createRequire(import.meta.url).resolve('ssh2/package.json');
-    return fs.existsSync(path.join(path.dirname(pkg), 'lib', 'protocol', 'crypto', 'build', 'Release', 'sshcrypto.node'));
-  } catch {
-    return false;
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 
 const CASES: ReadonlyArray<{ id: CaseId; title: string; tools: ToolId[] }> = [
@@ -501,9 +491,8 @@ async function main(): Promise<number> {
     };
     const loadBefore = os.loadavg()[0] ?? 0;
     if (loadBefore > os.cpus().length / 2) log(`bench: WARNING: load average ${loadBefore.toFixed(2)} on ${os.cpus().length} cores; other work will distort the numbers`);
-    const binding = sshCryptoBinding();
+    let binding = false;
     const scpCipher = firstLine('sh', ['-c', `ssh -F /dev/null -G ${sshd.host} | sed -n 's/^ciphers //p'`]).split(',')[0] ?? '';
-    log(`bench: sshd on ${sshd.host}:${sshd.port}; ssh2 native crypto binding: ${binding ? 'present' : 'MISSING (expect ~40% less throughput)'}`);
 
     // Warm-up and sanity check: one small upload with each tool; safe-scp's report names its cipher.
     let safeCipher = '';
@@ -521,8 +510,12 @@ async function main(): Promise<number> {
         const r = await run(inv.file, inv.args, { env: inv.env, timeoutMs: 60_000 });
         if (r.code !== 0) throw new Error(`warm-up ${path.basename(inv.file)} failed (exit ${r.code}):\n${r.output}`);
       }
-      const parsed = JSON.parse(fs.readFileSync(report, 'utf8')) as { attempts?: Array<{ evidence?: { algorithms?: { cipher?: string } } }> };
-      safeCipher = parsed.attempts?.at(-1)?.evidence?.algorithms?.cipher ?? '';
+      const parsed = JSON.parse(fs.readFileSync(report, 'utf8')) as { attempts?: Array<{ evidence?: { algorithms?: { cipher?: string; crypto?: string } } }> };
+      const algorithms = parsed.attempts?.at(-1)?.evidence?.algorithms;
+      safeCipher = algorithms?.cipher ?? '';
+      // As the safe-scp bin loaded it (the bundle finds the binding through node_modules).
+      binding = algorithms?.crypto === 'native';
+      log(`bench: sshd on ${sshd.host}:${sshd.port}; ssh2 native crypto binding: ${binding ? 'present' : 'MISSING (expect ~40% less throughput)'}`);
       fs.rmSync(dest, { recursive: true, force: true });
     }
 

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { startFaultProxy, type FaultProxy } from '../harness/fault-proxy.js';
 import { startSshd, type Sshd } from '../harness/sshd.js';
 
-const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'cli.js');
+const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'safe-scp.mjs');
 
 function envInt(name: string, fallback: number, min: number, max: number): number {
   const raw = process.env[name];

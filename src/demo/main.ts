@@ -8,7 +8,7 @@ import { generateEd25519KeyPair } from '../ssh/keygen.js';
 import { startFaultProxy } from '../harness/fault-proxy.js';
 import { startEmbeddedServer } from './embedded-server.js';
 
-const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'cli.js');
+const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'safe-scp.mjs');
 
 function write(file: string, text: string): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });

@@ -32,7 +32,7 @@ export function formatEvent(event: SafeScpEvent, style: TextStyle): string | und
       return `safe-scp: accept-new: pinned ${event.host}:${event.port} ${event.type} ${event.fingerprint} in ${event.file}`;
     case 'connected':
       return style.verbose
-        ? `safe-scp: connected to ${event.host}:${event.port} (attempt ${event.attempt}): ${stripControl(event.serverVersion)}, host key ${event.hostKey.type} ${event.hostKey.fingerprint}${event.cipher ? `, ${event.cipher}` : ''}`
+        ? `safe-scp: connected to ${event.host}:${event.port} (attempt ${event.attempt}): ${stripControl(event.serverVersion)}, host key ${event.hostKey.type} ${event.hostKey.fingerprint}${event.cipher ? `, ${event.cipher}` : ''}${event.nativeCrypto === false ? ' (JavaScript crypto: ssh2\'s native binding is not built, expect ~40% lower throughput)' : ''}`
         : undefined;
     case 'connect':
       return style.verbose ? `safe-scp: connecting to ${event.host}:${event.port} (attempt ${event.attempt})` : undefined;

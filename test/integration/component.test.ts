@@ -1,7 +1,7 @@
 // Acceptance test of the GitLab CI/CD components (issue 6): the real scenario pipelines of test/component/, run by
 // gitlab-ci-local (shell executor) in a scratch git repository, against a private sshd behind a fault proxy.
 // The component is included as `$CI_SERVER_FQDN/$CI_PROJECT_PATH/safe-scp@$CI_COMMIT_SHA`, which gitlab-ci-local
-// resolves to templates/ of the scratch repository; `safe-scp` on PATH is a wrapper around the built dist/cli.js.
+// resolves to templates/ of the scratch repository; `safe-scp` on PATH is a wrapper around the built dist/safe-scp.mjs.
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';

@@ -4,7 +4,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startSshd, type Sshd } from '../../src/harness/sshd.js';
-import { baseEnv, makeTree, runCli, secretLines, startCli, tempDir, type CliResult } from './helpers/cli.js';
+import { CLI, ROOT, baseEnv, makeTree, runCli, secretLines, startCli, tempDir, type CliResult } from './helpers/cli.js';
 
 
 let sshd: Sshd;
@@ -84,6 +84,25 @@ test('uploads a 2000-file, 200-directory tree over exactly one authenticated con
   const back = await cli(['-r', remote(dest), down]);
   expect(back.code).toBe(0);
   execFileSync('diff', ['-r', src, path.join(down, 'srv-x')]);
+});
+
+test('the bin is one bundled file that loads ssh2\'s native crypto binding and negotiates aes128-gcm', async () => {
+  // The bin alone, copied beside the package.json it reads: no other file of dist/ is loaded.
+  const pkgDir = path.join(work, 'bundle-only');
+  fs.mkdirSync(path.join(pkgDir, 'bin'), { recursive: true });
+  fs.copyFileSync(CLI, path.join(pkgDir, 'bin', 'safe-scp.mjs'));
+  fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(pkgDir, 'package.json'));
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(pkgDir, 'node_modules'));
+  const file = path.join(work, 'bundle-probe.bin');
+  fs.writeFileSync(file, crypto.randomBytes(300_000));
+  const report = path.join(work, 'bundle-report.json');
+  const res = await runCli(['--report', report, file, remote(path.join(work, 'bundle-probe.copy'))], env, undefined, path.join(pkgDir, 'bin', 'safe-scp.mjs'));
+  fs.rmSync(pkgDir, { recursive: true }); // the node_modules link too (chattr -R in afterAll stops at symlinks)
+  outputs.push(res);
+  expect({ code: res.code, stderr: res.stderr }).toEqual({ code: 0, stderr: '' });
+  expect(sha(path.join(work, 'bundle-probe.copy'))).toBe(sha(file));
+  const parsed = JSON.parse(fs.readFileSync(report, 'utf8')) as { attempts: Array<{ evidence: { algorithms?: Record<string, string> } }> };
+  expect(parsed.attempts.at(-1)?.evidence.algorithms).toMatchObject({ cipher: 'aes128-gcm@openssh.com', crypto: 'native' });
 });
 
 test('into an existing directory, -r copies to DIR/<basename>, and -p keeps mode and mtime', async () => {

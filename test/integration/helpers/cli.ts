@@ -1,4 +1,4 @@
-// Runs the built CLI (dist/cli.js) as a user would, capturing exit code, stdout and stderr.
+// Runs the built CLI (dist/safe-scp.mjs, the bundled bin) as a user would, capturing exit code, stdout and stderr.
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-export const CLI = path.join(ROOT, 'dist', 'cli.js');
+export const CLI = path.join(ROOT, 'dist', 'safe-scp.mjs');
 
 export interface CliResult {
   code: number | null;
@@ -32,10 +32,11 @@ export function baseEnv(extra: Record<string, string | undefined>): NodeJS.Proce
   return env;
 }
 
-export function startCli(args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs = 120_000): CliRun {
+/** Runs `cli` (default: the built bin) with `args`; killed after `timeoutMs`. */
+export function startCli(args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs = 120_000, cli = CLI): CliRun {
   const started = Date.now();
-  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first (npm test does)`);
-  const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (!fs.existsSync(cli)) throw new Error(`${cli} is missing: run npm run build first (npm test does)`);
+  const child = spawn(process.execPath, [cli, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -50,8 +51,8 @@ export function startCli(args: readonly string[], env: NodeJS.ProcessEnv, timeou
   return { child, done };
 }
 
-export function runCli(args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs?: number): Promise<CliResult> {
-  return startCli(args, env, timeoutMs).done;
+export function runCli(args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs?: number, cli?: string): Promise<CliResult> {
+  return startCli(args, env, timeoutMs, cli).done;
 }
 
 export function tempDir(prefix: string): string {
