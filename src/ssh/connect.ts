@@ -4,6 +4,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Client, type ConnectConfig } from 'ssh2';
 import ssh2Crypto from 'ssh2/lib/protocol/crypto.js';
+import { batchSftpRequests } from './batch-requests.js';
 import { classifyConnectFailure, connectionLost, type ConnectTrace } from '../classify.js';
 import type { HostTarget } from '../config.js';
 import { SafeScpError } from '../errors.js';
@@ -334,6 +335,7 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
         settled = true;
         clearTimeout(timer);
         trace.phase = 'transfer';
+        batchSftpRequests(sftp);
         resolve({ ...connected, fs: new RemoteFs(sftp, lost) });
       });
     });
