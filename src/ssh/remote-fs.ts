@@ -17,6 +17,8 @@ export interface RemoteEntry {
 export class RemoteFs {
   readonly maxWriteLength: number;
   readonly maxReadLength: number;
+  /** Open handles the server allows (limits@openssh.com): Infinity when unlimited, undefined when it does not say. */
+  readonly maxOpenHandles: number | undefined;
   /** Requests sent and not yet answered (the stall watchdog looks only when some are). */
   pending = 0;
   /** When the server last answered a request. */
@@ -30,9 +32,10 @@ export class RemoteFs {
     private readonly sftp: SFTPWrapper,
     lost: Promise<never>,
   ) {
-    const limits = sftp as unknown as { _maxWriteLen?: number; _maxReadLen?: number };
+    const limits = sftp as unknown as { _maxWriteLen?: number; _maxReadLen?: number; maxOpenHandles?: number };
     this.maxWriteLength = limits._maxWriteLen ?? 32768;
     this.maxReadLength = limits._maxReadLen ?? 32768;
+    this.maxOpenHandles = typeof limits.maxOpenHandles === 'number' && limits.maxOpenHandles > 0 ? limits.maxOpenHandles : undefined;
     // One subscription, not a Promise.race per request: a race against a promise that stays pending
     // leaves a reaction on it for every request, which piles up over thousands of writes.
     lost.catch((err: unknown) => {
@@ -77,6 +80,15 @@ export class RemoteFs {
 
   lstat(path: string): Promise<RemoteStats> {
     return this.call('lstat', path, (cb) => this.sftp.lstat(path, cb));
+  }
+
+  /**
+   * How many files to keep open at once, at most `wanted`: half of what the server says it allows, and no more
+   * than 32 (the old default, fine everywhere so far) when it does not say.
+   */
+  filesInFlight(wanted: number): number {
+    const limit = this.maxOpenHandles === undefined ? 32 : this.maxOpenHandles === Infinity ? wanted : Math.floor(this.maxOpenHandles / 2);
+    return Math.max(1, Math.min(wanted, limit));
   }
 
   /** stat that answers undefined for "no such file" instead of throwing. */

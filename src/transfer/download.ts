@@ -120,7 +120,7 @@ export async function download(rfs: RemoteFs, sources: readonly string[], target
       await ensureLocalDir(localPath(dir), options.preserve ? dir.attrs.mode & 0o7777 : 0o755);
     }
     const files = items.filter((i) => i.type === 'file' && !state.done.has(localPath(i)));
-    await pool(files, options.filesInFlight, (file) => downloadFile(rfs, file, localPath(file), options, state));
+    await pool(files, rfs.filesInFlight(options.filesInFlight), (file) => downloadFile(rfs, file, localPath(file), options, state));
     if (options.preserve) {
       for (const dir of items.filter((i) => i.type === 'dir').reverse()) {
         await fs.utimes(localPath(dir), dir.attrs.atime, dir.attrs.mtime);
