@@ -118,6 +118,11 @@ describe('formatEvent', () => {
       { kind: 'connected', host: 'web1', port: 22, attempt: 1, serverVersion: 'SSH-2.0-OpenSSH_9.6\u001b[0m', hostKey: { type: 'ssh-ed25519', fingerprint: 'SHA256:abc' }, cipher: 'aes128-gcm@openssh.com' },
       'safe-scp: connected to web1:22 (attempt 1): SSH-2.0-OpenSSH_9.6, host key ssh-ed25519 SHA256:abc, aes128-gcm@openssh.com',
     ],
+    [
+      'connected, JavaScript crypto',
+      { kind: 'connected', host: 'web1', port: 22, attempt: 1, serverVersion: 'SSH-2.0-OpenSSH_9.6', hostKey: { type: 'ssh-ed25519', fingerprint: 'SHA256:abc' }, cipher: 'aes128-gcm@openssh.com', nativeCrypto: false },
+      "safe-scp: connected to web1:22 (attempt 1): SSH-2.0-OpenSSH_9.6, host key ssh-ed25519 SHA256:abc, aes128-gcm@openssh.com (JavaScript crypto: ssh2's native binding is not built, expect ~40% lower throughput)",
+    ],
     ['throttle-wait', { kind: 'throttle-wait', host: 'web1', port: 22, waitedMs: 1000 }, 'safe-scp: waited 1s for a connection slot to web1:22'],
     ['file-done', { kind: 'file-done', source: 'dist/a.js', target: '/srv/a.js', bytes: 10, skipped: false, durationMs: 5 }, 'safe-scp: dist/a.js -> /srv/a.js (10 bytes, 5ms)'],
     ['debug', { kind: 'debug', message: 'known_hosts\u0007 missing' }, 'safe-scp: known_hosts missing'],
