@@ -1,5 +1,5 @@
 // Private-key loader: reads -i files and SSH_PRIVATE_KEY, repairs paste damage, validates with ssh2, and explains failures without echoing key material.
-import { createHash, createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, type KeyObject } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { readFile as fsReadFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -7,6 +7,7 @@ import { inspect } from 'node:util';
 import ssh2 from 'ssh2';
 import type { ParsedKey } from 'ssh2';
 import { SafeScpError } from '../errors.js';
+import { opensshEd25519 } from './keygen.js';
 
 /** One usable private key. `privateKey` (and `passphrase`) go to ssh2; everything else is safe to print. */
 export interface Identity {
@@ -511,37 +512,13 @@ function convertPkcs8(text: string, encrypted: boolean, source: Source, passphra
     case 'ec':
       return String(key.export({ type: 'sec1', format: 'pem' }));
     case 'ed25519':
-      return opensshEd25519(key);
+      return opensshEd25519(key).private;
     default:
       throw keyInvalid(
         source,
         `this PKCS#8 key is of type ${key.asymmetricKeyType ?? 'unknown'}, which SSH deploys cannot use here. Use an ed25519, ECDSA or RSA key: \`ssh-keygen -t ed25519 -f deploy_key\`.`,
       );
   }
-}
-
-function sshString(data: Buffer | string): Buffer {
-  const buf = typeof data === 'string' ? Buffer.from(data, 'latin1') : data;
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(buf.length);
-  return Buffer.concat([len, buf]);
-}
-
-/** Unencrypted openssh-key-v1 container for an Ed25519 key (PROTOCOL.key). */
-function opensshEd25519(key: KeyObject): string {
-  const jwk = key.export({ format: 'jwk' });
-  const seed = Buffer.from(jwk.d ?? '', 'base64url');
-  const pub = Buffer.from(jwk.x ?? '', 'base64url');
-  const pubBlob = Buffer.concat([sshString('ssh-ed25519'), sshString(pub)]);
-  const check = randomBytes(4);
-  let priv = Buffer.concat([check, check, sshString('ssh-ed25519'), sshString(pub), sshString(Buffer.concat([seed, pub])), sshString('')]);
-  const pad: number[] = [];
-  for (let i = 1; (priv.length + pad.length) % 8 !== 0; i++) pad.push(i);
-  priv = Buffer.concat([priv, Buffer.from(pad)]);
-  const count = Buffer.alloc(4);
-  count.writeUInt32BE(1);
-  const blob = Buffer.concat([OPENSSH_MAGIC, sshString('none'), sshString('none'), sshString(''), count, sshString(pubBlob), sshString(priv)]);
-  return `-----BEGIN OPENSSH PRIVATE KEY-----\n${wrap64(blob.toString('base64'))}\n-----END OPENSSH PRIVATE KEY-----\n`;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-// Ed25519 key pairs in OpenSSH format, from node:crypto. ssh2's utils.generateKeyPairSync('ed25519')
-// drops a leading zero byte of the public key (about 1 key in 230), which its own parser then rejects
-// as "Malformed OpenSSH private key"; the demo and the test servers use this instead.
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+// Ed25519 keys in OpenSSH format, from node:crypto: converting a PKCS#8 key for ssh2 (key.ts) and making
+// fresh pairs. ssh2's utils.generateKeyPairSync('ed25519') drops a leading zero byte of the public key (about
+// 1 key in 230), which its own parser then rejects as "Malformed OpenSSH private key"; the demo and the test
+// servers use generateEd25519KeyPair instead.
+import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 
 export interface OpenSshKeyPair {
   /** `-----BEGIN OPENSSH PRIVATE KEY-----` text, unencrypted. */
@@ -32,9 +33,13 @@ function jwkBytes(value: unknown, what: string): Buffer {
   return bytes;
 }
 
-/** A fresh Ed25519 key pair, encoded as `ssh-keygen -t ed25519 -N ''` writes it (PROTOCOL.key). */
+/** A fresh Ed25519 key pair, encoded as `ssh-keygen -t ed25519 -N ''` writes it. */
 export function generateEd25519KeyPair(comment = ''): OpenSshKeyPair {
-  const { privateKey } = generateKeyPairSync('ed25519');
+  return opensshEd25519(generateKeyPairSync('ed25519').privateKey, comment);
+}
+
+/** An Ed25519 private key as an unencrypted openssh-key-v1 container (PROTOCOL.key) and its public line. */
+export function opensshEd25519(privateKey: KeyObject, comment = ''): OpenSshKeyPair {
   const jwk = privateKey.export({ format: 'jwk' });
   const pub = jwkBytes(jwk.x, 'public part');
   const seed = jwkBytes(jwk.d, 'private part');
