@@ -89,7 +89,7 @@ function tcpConnect(address: string, port: number, trace: ConnectTrace): Promise
 
 /**
  * Gathers the packets ssh2 writes in one turn of the event loop into one writev: ssh2 writes every SSH packet
- * on its own, a system call each, which was a third of the client's CPU on a tree of small files. The socket
+ * on its own, a system call each: the largest single item in the client's CPU profile of a small-file tree. The socket
  * is corked at the first write and uncorked by setImmediate, after the I/O callbacks and promise reactions of
  * this turn, so nothing waits longer than the turn that wrote it.
  */
