@@ -179,7 +179,7 @@ export function maxConcurrentUnauthenticated(
   authEvents: readonly AuthTimestamp[],
   toleranceMs = 20,
 ): number {
-  const points: Array<{ t: number; delta: number }> = [];
+  const intervals: Array<{ start: number; end: number }> = [];
   for (const record of records) {
     const closeAt = record.closedAt ?? Number.POSITIVE_INFINITY;
     let authAt = Number.POSITIVE_INFINITY;
@@ -192,9 +192,17 @@ export function maxConcurrentUnauthenticated(
     }
     const end = Math.max(record.openedAt, Math.min(closeAt, authAt - toleranceMs));
     if (end <= record.openedAt) continue;
-    points.push({ t: record.openedAt, delta: 1 }, { t: end, delta: -1 });
+    intervals.push({ start: record.openedAt, end });
   }
-  // Ends sort before starts at the same instant: intervals are half-open [start, end).
+  return maxOverlap(intervals);
+}
+
+/** Most intervals open at one instant. Intervals are half-open [start, end): one ending as another starts is not overlap. */
+export function maxOverlap(intervals: ReadonlyArray<{ start: number; end: number }>): number {
+  const points = intervals.flatMap(({ start, end }) => [
+    { t: start, delta: 1 },
+    { t: end, delta: -1 },
+  ]);
   points.sort((a, b) => a.t - b.t || a.delta - b.delta);
   let open = 0;
   let max = 0;

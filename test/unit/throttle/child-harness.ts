@@ -4,6 +4,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import ts from 'typescript';
+import { maxOverlap as maxIntervalOverlap } from '../../../src/harness/fault-proxy.js';
 
 const SRC = path.resolve('src/throttle');
 
@@ -111,19 +112,19 @@ export async function waitForLog(file: string, predicate: (events: LogEvent[]) =
   }
 }
 
-/** Most holders at once, from start/end events; on equal times the end counts first (it was logged before release). */
+/** Most holders at once: each process's start paired with its next end (still held: open to the end of time). */
 export function maxOverlap(events: LogEvent[]): number {
-  const edges = events
-    .filter((e) => e.event === 'start' || e.event === 'end')
-    .map((e) => ({ t: e.t, delta: e.event === 'start' ? 1 : -1 }))
-    .sort((a, b) => a.t - b.t || a.delta - b.delta);
-  let current = 0;
-  let max = 0;
-  for (const edge of edges) {
-    current += edge.delta;
-    max = Math.max(max, current);
+  const open = new Map<number, number[]>();
+  const intervals: Array<{ start: number; end: number }> = [];
+  for (const e of events) {
+    if (e.event === 'start') open.set(e.pid, [...(open.get(e.pid) ?? []), e.t]);
+    if (e.event === 'end') {
+      const start = open.get(e.pid)?.shift();
+      if (start !== undefined) intervals.push({ start, end: e.t });
+    }
   }
-  return max;
+  for (const starts of open.values()) for (const start of starts) intervals.push({ start, end: Number.POSITIVE_INFINITY });
+  return maxIntervalOverlap(intervals);
 }
 
 /** A pid that certainly belonged to a process that has exited. */
