@@ -412,6 +412,10 @@ async function transferWithWatchdog(session: Session, tunnels: readonly Tunnel[]
         ? upload(session.fs, prepared.localSources, config.target, options, state)
         : download(session.fs, config.sources, config.target, { ...options, recursive: config.recursive }, state);
     await Promise.race([work, session.lost, ...tunnels.map((t) => t.lost)]);
+    const writes = session.fs.directWriteCounts;
+    if (writes.direct + writes.fallback > 0) {
+      state.emit({ kind: 'debug', message: `write requests: ${writes.direct} read straight into prepared packets, ${writes.fallback} through ssh2 (channel window full)` });
+    }
   } catch (err: unknown) {
     if (signal.aborted && isSafeScpError(signal.reason)) throw signal.reason;
     throw err;

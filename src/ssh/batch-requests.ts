@@ -20,13 +20,16 @@ interface SftpInternals {
   outgoing?: { id?: number; packetSize?: number };
 }
 
-/** Installs the batching on one SFTP session; returns false (and changes nothing) on an unknown ssh2 shape. */
-export function batchSftpRequests(sftp: SFTPWrapper): boolean {
+/**
+ * Installs the batching on one SFTP session. Returns a function that sends what waits right now (for a sender
+ * that bypasses channelData, direct-write.ts), or undefined (and changes nothing) on an unknown ssh2 shape.
+ */
+export function batchSftpRequests(sftp: SFTPWrapper): (() => void) | undefined {
   const internals = sftp as unknown as SftpInternals;
   const protocol = internals._protocol;
   const packetSize = internals.outgoing?.packetSize;
-  if (!protocol || typeof protocol.channelData !== 'function' || typeof protocol.channelClose !== 'function') return false;
-  if (typeof packetSize !== 'number' || packetSize < 1024) return false;
+  if (!protocol || typeof protocol.channelData !== 'function' || typeof protocol.channelClose !== 'function') return undefined;
+  if (typeof packetSize !== 'number' || packetSize < 1024) return undefined;
 
   let pending: Buffer[] = [];
   let pendingBytes = 0;
@@ -77,5 +80,5 @@ export function batchSftpRequests(sftp: SFTPWrapper): boolean {
       };
     },
   });
-  return true;
+  return flush;
 }

@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import { Client, type ConnectConfig } from 'ssh2';
 import ssh2Crypto from 'ssh2/lib/protocol/crypto.js';
 import { batchSftpRequests } from './batch-requests.js';
+import { directWriter } from './direct-write.js';
 import { classifyConnectFailure, connectionLost, type ConnectTrace } from '../classify.js';
 import type { HostTarget } from '../config.js';
 import { SafeScpError } from '../errors.js';
@@ -335,8 +336,9 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
         settled = true;
         clearTimeout(timer);
         trace.phase = 'transfer';
-        batchSftpRequests(sftp);
-        resolve({ ...connected, fs: new RemoteFs(sftp, lost) });
+        const flushBatched = batchSftpRequests(sftp);
+        const direct = flushBatched ? directWriter(sftp, sock, trace.algorithms?.cipher ?? '', flushBatched) : undefined;
+        resolve({ ...connected, fs: new RemoteFs(sftp, lost, direct) });
       });
     });
 

@@ -1,6 +1,9 @@
 // Promise wrapper over ssh2's SFTP channel that fails every pending call when the connection dies.
+import type { FileHandle } from 'node:fs/promises';
 import type { Attributes, FileEntry, SFTPWrapper, Stats } from 'ssh2';
-import { classifySftpError } from '../classify.js';
+import { classifyLocalError, classifySftpError } from '../classify.js';
+import { SafeScpError } from '../errors.js';
+import { ShortRead, type DirectWriter } from './direct-write.js';
 
 export type RemoteStats = Stats;
 /** The attributes we set; ssh2's type wants every field although the protocol sends only those present. */
@@ -31,6 +34,7 @@ export class RemoteFs {
   constructor(
     private readonly sftp: SFTPWrapper,
     lost: Promise<never>,
+    private readonly direct?: DirectWriter,
   ) {
     const limits = sftp as unknown as { _maxWriteLen?: number; _maxReadLen?: number; maxOpenHandles?: number };
     this.maxWriteLength = limits._maxWriteLen ?? 32768;
@@ -117,6 +121,45 @@ export class RemoteFs {
 
   write(handle: Buffer, data: Buffer, position: number, path: string): Promise<void> {
     return this.call('write', path, (cb) => this.sftp.write(handle, data, 0, data.length, position, (err) => cb(err)));
+  }
+
+  /** Whether writeFromFile reads straight into prepared packets (direct-write.ts). */
+  get writesFromFiles(): boolean {
+    return this.direct !== undefined;
+  }
+
+  /** Requests sent as prepared packets and through ssh2's write (zero without a direct writer). */
+  get directWriteCounts(): { direct: number; fallback: number } {
+    return this.direct?.counts ?? { direct: 0, fallback: 0 };
+  }
+
+  /**
+   * Reads `length` bytes at `position` of the local `file` (named `localPath` in errors) straight into one WRITE
+   * request. Only when writesFromFiles; a failed or short read rejects with a local error. `sent` is called once
+   * the request is on its way: a request issued later (the file's close) cannot overtake it.
+   */
+  writeFromFile(handle: Buffer, file: FileHandle, localPath: string, position: number, length: number, path: string, sent: () => void): Promise<void> {
+    const direct = this.direct;
+    if (!direct) {
+      sent();
+      return Promise.reject(new Error('writeFromFile without a direct writer'));
+    }
+    let once = false;
+    const sentOnce = (): void => {
+      if (once) return;
+      once = true;
+      sent();
+    };
+    const answered = this.call<void>('write', path, (cb) =>
+      direct.write(handle, file, position, length, sentOnce, (err) => {
+        if (err instanceof ShortRead) cb(new SafeScpError('local-io', `${localPath}: source file changed size while it was read`, { phase: 'local' }));
+        else if (err && typeof (err as Error & { syscall?: unknown }).syscall === 'string') cb(classifyLocalError(err, 'read', localPath));
+        else cb(err);
+      }),
+    );
+    // A lost connection answers every pending request; nothing will be sent after that either.
+    answered.catch(() => undefined).finally(sentOnce);
+    return answered;
   }
 
   /** Reads up to `length` bytes; resolves 0 at end of file. */

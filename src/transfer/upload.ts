@@ -150,6 +150,7 @@ async function uploadFile(rfs: RemoteFs, job: Job, options: UploadOptions, state
           file: await fs.open(item.path, 'r').catch((err: unknown) => {
             throw classifyLocalError(err, 'open', item.path);
           }),
+          path: item.path,
         };
   state.temps.add(temp);
   let handle: Buffer | undefined;
@@ -216,6 +217,22 @@ class BufferPool {
       this.slots++;
     }
   }
+
+  /** A slot without a buffer, for a write that brings its own (direct-write.ts); hand it back with release(). */
+  async reserve(): Promise<void> {
+    if (this.slots > 0) {
+      this.slots--;
+      return;
+    }
+    const buffer = await new Promise<Buffer>((resolve) => this.waiting.push(resolve));
+    this.free.push(buffer);
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next(this.free.pop() ?? Buffer.allocUnsafe(this.size));
+    else this.slots++;
+  }
 }
 
 /**
@@ -245,15 +262,20 @@ async function sendWrites(
     resume?.();
   };
   const drain = (): Promise<void> => new Promise((resolve) => (wake = resolve));
+  let unsent = 0;
+  let allSent: (() => void) | undefined;
   let offset = 0;
   while (offset < size && failure === undefined) {
     state.checkAborted();
     const length = Math.min(chunk, size - offset);
     const position = offset;
     offset += length;
-    let data: Buffer;
+    let data: Buffer | undefined;
     let pooled: Buffer | undefined;
-    if (local.file) {
+    if (local.file && rfs.writesFromFiles) {
+      // Read straight into the request's packets (direct-write.ts); the pool only bounds what is in flight.
+      await buffers.reserve();
+    } else if (local.file) {
       pooled = await buffers.take();
       try {
         const { bytesRead } = await local.file.read(pooled, 0, length, position);
@@ -270,20 +292,32 @@ async function sendWrites(
     }
     await state.limiter.take(length);
     inFlight++;
-    rfs.write(handle, data, position, temp).then(
+    let request: Promise<void>;
+    if (data === undefined) {
+      // The file's bytes are still being read: the close must wait until this WRITE is on its way.
+      unsent++;
+      request = rfs.writeFromFile(handle, local.file as fs.FileHandle, local.path as string, position, length, temp, () => {
+        unsent--;
+        if (unsent === 0) allSent?.();
+      });
+    } else request = rfs.write(handle, data, position, temp);
+    request.then(
       () => {
-        if (pooled) buffers.give(pooled);
+        if (data === undefined) buffers.release();
+        else if (pooled) buffers.give(pooled);
         state.progress(length);
         settled();
       },
       (err: unknown) => {
-        if (pooled) buffers.give(pooled);
+        if (data === undefined) buffers.release();
+        else if (pooled) buffers.give(pooled);
         failure ??= err;
         settled();
       },
     );
     if (inFlight >= depth) await drain();
   }
+  if (unsent > 0) await new Promise<void>((resolve) => (allSent = resolve));
   return (async () => {
     while (inFlight > 0) await drain();
     if (failure !== undefined) throw failure;
@@ -291,7 +325,7 @@ async function sendWrites(
 }
 
 /** A source file: read whole (small) or through a handle. */
-type Local = { readonly data: Buffer; readonly file?: undefined } | { readonly file: fs.FileHandle; readonly data?: undefined };
+type Local = { readonly data: Buffer; readonly file?: undefined; readonly path?: undefined } | { readonly file: fs.FileHandle; readonly path: string; readonly data?: undefined };
 
 function readSmall(item: LocalItem): Buffer {
   let fd: number;

@@ -1,0 +1,246 @@
+// Sends SFTP WRITE requests as ready-made SSH packets, with the file's bytes read straight into them.
+//
+// Through ssh2, one 255 KiB WRITE costs a buffer for the SFTP message and a copy into it, eight CHANNEL_DATA
+// packets each allocated, copied into and padded with its own randomFillSync call, and eight socket writes. For
+// a 512 MiB upload that per-packet work is about a third of the client's CPU (README, Performance), and on a
+// 2-core runner the client competes with sshd for the same cores. Here one buffer holds all the packets of a
+// request: the file is read into the data spans with one readv, the headers go around them, each packet is
+// encrypted in place by ssh2's own native cipher (the same object, the same sequence numbers), and the whole
+// buffer goes to the socket ssh2 writes to, in one write. The buffers are reused once the socket is done with
+// them: fresh ones cost page faults on every read and bring garbage collections.
+//
+// Only the AEAD ciphers of ssh2's native binding (aes*-gcm, chacha20-poly1305) encrypt in place; with any other
+// cipher, no binding, compression, a key exchange in progress, or too little channel window, the request goes
+// through ssh2's SFTP#write instead, after whatever ssh2 still holds, so requests never overtake each other.
+// This reaches into ssh2 internals (pinned by the version in package.json, covered by every integration test);
+// when they do not look as expected it is never used.
+import { randomFillSync } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
+import type { Duplex } from 'node:stream';
+import type { SFTPWrapper } from 'ssh2';
+
+const CHANNEL_DATA = 94;
+const SSH_FXP_WRITE = 6;
+/** 4 packet length + 1 padding length + 1 message type + 4 recipient channel + 4 data length. */
+const PACKET_HEAD = 14;
+const TAG = 16;
+
+interface CipherInternals {
+  outSeqno: number;
+  _dead?: boolean;
+  _instance?: { encrypt?: (packet: Buffer, seqno?: number) => void };
+}
+
+interface ProtocolInternals {
+  _cipher?: CipherInternals;
+  _kexinit?: unknown;
+  _queue?: unknown;
+  _packetRW?: { write?: { allocStart?: number } };
+}
+
+interface SftpInternals {
+  _protocol?: ProtocolInternals;
+  _requests?: Record<number, { cb: (err?: Error | null) => void }>;
+  _writeReqid?: number;
+  _buffer?: unknown[];
+  _waitWindow?: boolean;
+  _maxWriteLen?: number;
+  outgoing?: { id?: number; state?: string; window?: number; packetSize?: number };
+}
+
+/** Where one CHANNEL_DATA packet sits in the request's buffer. */
+interface Slot {
+  readonly start: number;
+  /** Bytes of the SFTP message this packet carries. */
+  readonly dataLen: number;
+  readonly padLen: number;
+  /** The packet_length field: everything after it except the tag. */
+  readonly packetLen: number;
+}
+
+export type WriteCallback = (err?: Error | null) => void;
+
+export interface DirectWriter {
+  /**
+   * Reads `length` bytes at `position` of `file` and sends them as one WRITE on `handle`. Calls `sent` once the
+   * request is on its way (written, or queued inside ssh2 in order), or failed before that; requests issued
+   * afterwards cannot overtake it. Calls `done` once the server answered, or with the read or send error
+   * (`ShortRead` when the file gave fewer bytes than asked).
+   */
+  write(handle: Buffer, file: FileHandle, position: number, length: number, sent: () => void, done: WriteCallback): void;
+  /** Requests sent as prepared packets, and those that went through ssh2's SFTP#write instead. */
+  readonly counts: { direct: number; fallback: number };
+}
+
+export class ShortRead extends Error {
+  constructor(readonly wanted: number, readonly got: number) {
+    super(`read ${got} of ${wanted} bytes`);
+  }
+}
+
+/** Cipher block size for the padding, and whether encrypt wants the sequence number (chacha20-poly1305). */
+function aeadShape(cipherName: string): { block: number; withSeqno: boolean } | undefined {
+  if (/^aes(128|256)-gcm@openssh\.com$/.test(cipherName)) return { block: 16, withSeqno: false };
+  if (cipherName === 'chacha20-poly1305@openssh.com') return { block: 8, withSeqno: true };
+  return undefined;
+}
+
+/** Random padding from a pooled block: one randomFillSync per 4 KiB of padding instead of one per packet. */
+class PaddingSource {
+  private pool = Buffer.alloc(0);
+  private at = 0;
+
+  fill(target: Buffer, offset: number, length: number): void {
+    if (this.at + length > this.pool.length) {
+      this.pool = randomFillSync(Buffer.allocUnsafe(4096));
+      this.at = 0;
+    }
+    this.pool.copy(target, offset, this.at, this.at + length);
+    this.at += length;
+  }
+}
+
+/** Packet buffers of one size, taken for a request and given back when the socket has written them. */
+class BufferStock {
+  private readonly free: Buffer[] = [];
+  private size = 0;
+
+  take(size: number): Buffer {
+    if (size > this.size) {
+      this.size = size;
+      this.free.length = 0;
+    }
+    return this.free.pop() ?? Buffer.allocUnsafe(this.size);
+  }
+
+  give(buffer: Buffer): void {
+    // Bounded by the requests in flight; a buffer from before a size change is dropped.
+    if (buffer.length === this.size && this.free.length < 64) this.free.push(buffer);
+  }
+}
+
+/**
+ * The direct writer for one SFTP session, or undefined when ssh2's internals or the negotiated cipher do not
+ * allow it. `sock` is the stream ssh2 writes the connection to. `flushPending` sends what the request batcher
+ * still holds (batch-requests.ts), so a prepared request never overtakes a smaller one issued before it.
+ */
+export function directWriter(sftp: SFTPWrapper, sock: Duplex, cipherName: string, flushPending: () => void): DirectWriter | undefined {
+  const s = sftp as unknown as SftpInternals;
+  const shape = aeadShape(cipherName);
+  const protocol = s._protocol;
+  const cipher = protocol?._cipher;
+  if (!shape || !protocol || !cipher) return undefined;
+  if (typeof cipher._instance?.encrypt !== 'function' || typeof cipher.outSeqno !== 'number') return undefined;
+  if (protocol._packetRW?.write?.allocStart !== 5) return undefined; // compression rewrites every packet
+  if (typeof s._requests !== 'object' || typeof s._writeReqid !== 'number' || !Array.isArray(s._buffer)) return undefined;
+  const out = s.outgoing;
+  if (typeof out?.id !== 'number' || typeof out.packetSize !== 'number' || out.packetSize < 1024 || typeof out.window !== 'number') return undefined;
+  const cipherClass = cipher.constructor;
+  const padding = new PaddingSource();
+  const stock = new BufferStock();
+  const counts = { direct: 0, fallback: 0 };
+
+  const layout = (messageLen: number, packetSize: number): { slots: Slot[]; total: number } => {
+    const slots: Slot[] = [];
+    let total = 0;
+    for (let sent = 0; sent < messageLen; sent += packetSize) {
+      const dataLen = Math.min(packetSize, messageLen - sent);
+      // padding_length byte + payload (type, channel, length, data) + padding: a multiple of the block size.
+      const unpadded = 1 + 1 + 4 + 4 + dataLen;
+      let padLen = shape.block - (unpadded % shape.block);
+      if (padLen < 4) padLen += shape.block;
+      const packetLen = unpadded + padLen;
+      slots.push({ start: total, dataLen, padLen, packetLen });
+      total += 4 + packetLen + TAG;
+    }
+    return { slots, total };
+  };
+
+  /** ssh2 can take the prepared packets now, in order: same cipher, no key exchange, window, nothing queued. */
+  const canSendNow = (messageLen: number): boolean => {
+    const current = protocol._cipher;
+    return (
+      current !== undefined &&
+      current.constructor === cipherClass &&
+      current._dead !== true &&
+      protocol._kexinit === undefined &&
+      protocol._queue === undefined &&
+      out.state === 'open' &&
+      (out.window ?? 0) >= messageLen &&
+      (s._buffer?.length ?? 1) === 0 &&
+      s._waitWindow !== true
+    );
+  };
+
+  const write = (handle: Buffer, file: FileHandle, position: number, length: number, sent: () => void, done: WriteCallback): void => {
+    const messageLen = 4 + 1 + 4 + 4 + handle.length + 8 + 4 + length;
+    const { slots, total } = layout(messageLen, out.packetSize as number);
+    const whole = stock.take(total);
+    const buffer = whole.length === total ? whole : whole.subarray(0, total);
+    // The file's bytes land where each packet carries data; the first packet starts with the SFTP header.
+    const header = messageLen - length;
+    const spans = slots.map((slot, i) => {
+      const dataAt = slot.start + PACKET_HEAD;
+      return buffer.subarray(dataAt + (i === 0 ? header : 0), dataAt + slot.dataLen);
+    });
+    file.readv(spans, position).then(
+      ({ bytesRead }) => {
+        if (bytesRead !== length) {
+          stock.give(whole);
+          sent();
+          done(new ShortRead(length, bytesRead));
+          return;
+        }
+        flushPending();
+        if (!canSendNow(messageLen)) {
+          // Gather the data back and let ssh2 queue it behind what it already holds.
+          counts.fallback++;
+          const data = Buffer.concat(spans, length);
+          stock.give(whole);
+          sftp.write(handle, data, 0, length, position, (err) => done(err));
+          sent();
+          return;
+        }
+        counts.direct++;
+        const reqid = (s._writeReqid = ((s._writeReqid as number) + 1) >>> 0);
+        let p = (slots[0] as Slot).start + PACKET_HEAD;
+        buffer.writeUInt32BE(messageLen - 4, p);
+        buffer[p + 4] = SSH_FXP_WRITE;
+        buffer.writeUInt32BE(reqid, p + 5);
+        buffer.writeUInt32BE(handle.length, p + 9);
+        handle.copy(buffer, p + 13);
+        p += 13 + handle.length;
+        buffer.writeUInt32BE(Math.floor(position / 2 ** 32), p);
+        buffer.writeUInt32BE(position >>> 0, p + 4);
+        buffer.writeUInt32BE(length, p + 8);
+        (s._requests as NonNullable<SftpInternals['_requests']>)[reqid] = { cb: (err) => done(err) };
+        const c = protocol._cipher as CipherInternals;
+        const encrypt = (c._instance as { encrypt: (packet: Buffer, seqno?: number) => void }).encrypt.bind(c._instance);
+        for (const slot of slots) {
+          const at = slot.start;
+          buffer.writeUInt32BE(slot.packetLen, at);
+          buffer[at + 4] = slot.padLen;
+          buffer[at + 5] = CHANNEL_DATA;
+          buffer.writeUInt32BE(out.id as number, at + 6);
+          buffer.writeUInt32BE(slot.dataLen, at + 10);
+          padding.fill(buffer, at + PACKET_HEAD + slot.dataLen, slot.padLen);
+          const packet = buffer.subarray(at, at + 4 + slot.packetLen + TAG);
+          if (shape.withSeqno) encrypt(packet, c.outSeqno);
+          else encrypt(packet);
+          c.outSeqno = (c.outSeqno + 1) >>> 0;
+        }
+        out.window = (out.window as number) - messageLen;
+        // ssh2 writes only to a writable socket; a dead one fails every pending request (RemoteFs).
+        if (sock.writable) sock.write(buffer, (err) => (err ? undefined : stock.give(whole)));
+        sent();
+      },
+      (err: unknown) => {
+        stock.give(whole);
+        sent();
+        done(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  };
+
+  return { write, counts };
+}
