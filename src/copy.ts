@@ -13,7 +13,7 @@ import { agentSocket, loadIdentities, type Identity } from './ssh/key.js';
 import { acquireHostSlot } from './throttle/host-limiter.js';
 import { BandwidthLimiter } from './throttle/bandwidth.js';
 import { download } from './transfer/download.js';
-import { scanLocalSource, type LocalSource } from './transfer/local-tree.js';
+import { checkLocalSource, type LocalSource } from './transfer/local-tree.js';
 import { TransferState, type FileResult } from './transfer/progress.js';
 import { UPLOAD_DEFAULTS, upload } from './transfer/upload.js';
 
@@ -55,7 +55,8 @@ interface Prepared {
   identities: Identity[];
   agent: string | undefined;
   pins: HostKeyPins;
-  localSources: LocalSource[];
+  /** The walked upload sources, still being read while the first connection is made. */
+  localSources: Promise<LocalSource[]>;
 }
 
 async function prepare(config: ResolvedConfig, deps: CopyDeps): Promise<Prepared> {
@@ -66,10 +67,16 @@ async function prepare(config: ResolvedConfig, deps: CopyDeps): Promise<Prepared
   }
   const { pins, warnings } = await loadPins({ knownHostsFiles: config.knownHostsFiles, fingerprints: config.hostKeyFingerprints, env: deps.env });
   for (const w of warnings) deps.emit({ kind: 'debug', message: w });
-  const localSources: LocalSource[] = [];
-  if (config.direction === 'upload') {
-    for (const source of config.sources) localSources.push(await scanLocalSource(source, config.recursive, deps.emit));
-  }
+  // A bad operand fails here, before any connection; the directory walks then run while the connection is made
+  // (a 2000-file tree takes ~50-100 ms to stat, about what the handshake takes).
+  const checked = config.direction === 'upload' ? config.sources.map((source) => checkLocalSource(source, config.recursive)) : [];
+  const localSources = (async (): Promise<LocalSource[]> => {
+    const sources: LocalSource[] = [];
+    for (const c of checked) sources.push(await c.scan(deps.emit));
+    return sources;
+  })();
+  // Awaited by whoever needs it; a failure is reported there (as the attempt's error), not as unhandled.
+  localSources.catch(() => undefined);
   return { identities, agent, pins, localSources };
 }
 
@@ -101,7 +108,11 @@ export async function copy(config: ResolvedConfig, deps: CopyDeps): Promise<Copy
   }
 
   if (config.dryRun) {
-    emitPlan(config, prepared, deps.emit);
+    try {
+      emitPlan(config, await prepared.localSources, deps.emit);
+    } catch (err: unknown) {
+      return finish([], isSafeScpError(err) ? err : classifyLocalError(err, 'prepare', config.sources.join(' ')));
+    }
     return finish([], undefined);
   }
 
@@ -126,12 +137,12 @@ export async function copy(config: ResolvedConfig, deps: CopyDeps): Promise<Copy
  * The dry-run plan, decided without a connection: where TARGET's existence matters (one source, as scp
  * does it), the entry shows the "TARGET is an existing directory" case and the plan line says so.
  */
-function emitPlan(config: ResolvedConfig, prepared: Prepared, emit: EventSink): void {
+function emitPlan(config: ResolvedConfig, localSources: readonly LocalSource[], emit: EventSink): void {
   const target = config.target || '.';
   const intoDirectory = config.sources.length > 1 || target.endsWith('/');
   let bytes = 0;
   let entries = 0;
-  for (const source of prepared.localSources) {
+  for (const source of localSources) {
     const base = `${target.replace(/\/+$/, '')}/${source.name}`;
     for (const item of source.items) {
       entries++;
@@ -409,7 +420,7 @@ async function transferWithWatchdog(session: Session, tunnels: readonly Tunnel[]
     const options = { ...UPLOAD_DEFAULTS, preserve: config.preserve };
     const work =
       config.direction === 'upload'
-        ? upload(session.fs, prepared.localSources, config.target, options, state)
+        ? prepared.localSources.then((sources) => upload(session.fs, sources, config.target, options, state))
         : download(session.fs, config.sources, config.target, { ...options, recursive: config.recursive }, state);
     await Promise.race([work, session.lost, ...tunnels.map((t) => t.lost)]);
     const writes = session.fs.directWriteCounts;

@@ -48,6 +48,14 @@ function maybe<T>(fn: () => T): T | undefined {
  * timers and sockets.
  */
 export async function scanLocalSource(operand: string, recursive: boolean, emit: EventSink): Promise<LocalSource> {
+  return checkLocalSource(operand, recursive).scan(emit);
+}
+
+/**
+ * The checks of a source operand that need no walk (it exists, is a file, or a directory with -r), done
+ * synchronously so a bad operand fails before any connection; `scan` then walks it.
+ */
+export function checkLocalSource(operand: string, recursive: boolean): { scan(emit: EventSink): Promise<LocalSource> } {
   const abs = path.resolve(operand);
   let st: fs.Stats;
   try {
@@ -56,10 +64,17 @@ export async function scanLocalSource(operand: string, recursive: boolean, emit:
     throw classifyLocalError(err, 'stat', operand);
   }
   const name = path.basename(abs);
-  if (st.isFile()) return { operand, name, type: 'file', items: [item('file', abs, '', st)] };
+  if (st.isFile()) {
+    const source: LocalSource = { operand, name, type: 'file', items: [item('file', abs, '', st)] };
+    return { scan: () => Promise.resolve(source) };
+  }
   if (!st.isDirectory()) throw usageError(`${operand}: not a regular file or directory`);
   if (!recursive) throw usageError(`${operand}: is a directory (use -r to copy directories)`);
+  const top = st;
+  return { scan: (emit) => walk(operand, abs, name, top, emit) };
+}
 
+async function walk(operand: string, abs: string, name: string, st: fs.Stats, emit: EventSink): Promise<LocalSource> {
   const root = fs.realpathSync(abs);
   const dirs: LocalItem[] = [item('dir', abs, '', st)];
   const files: LocalItem[] = [];
