@@ -18,6 +18,13 @@ export default tseslint.config(
     rules: { 'no-console': 'off' },
   },
   {
+    // Build scripts run on Node.
+    files: ['scripts/**/*.mjs'],
+    languageOptions: {
+      globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly' },
+    },
+  },
+  {
     files: ['src/**/*.ts'],
     ignores: ['src/retry.ts'],
     rules: { 'no-restricted-imports': ['error', { paths: [{ name: 'p-retry', message: 'Only src/retry.ts imports p-retry.' }] }] },

@@ -14,6 +14,7 @@ import { acquireHostSlot } from './throttle/host-limiter.js';
 import { BandwidthLimiter } from './throttle/bandwidth.js';
 import { download } from './transfer/download.js';
 import { checkLocalSource, type LocalSource } from './transfer/local-tree.js';
+import { Prefetch } from './transfer/prefetch.js';
 import { TransferState, type FileResult } from './transfer/progress.js';
 import { UPLOAD_DEFAULTS, upload } from './transfer/upload.js';
 
@@ -57,6 +58,7 @@ interface Prepared {
   pins: HostKeyPins;
   /** The walked upload sources, still being read while the first connection is made. */
   localSources: Promise<LocalSource[]>;
+  prefetch: Prefetch;
 }
 
 async function prepare(config: ResolvedConfig, deps: CopyDeps): Promise<Prepared> {
@@ -77,7 +79,10 @@ async function prepare(config: ResolvedConfig, deps: CopyDeps): Promise<Prepared
   })();
   // Awaited by whoever needs it; a failure is reported there (as the attempt's error), not as unhandled.
   localSources.catch(() => undefined);
-  return { identities, agent, pins, localSources };
+  // Small files are read while the connection is made (prefetch.ts); the upload reads any it did not get to.
+  const prefetch = new Prefetch();
+  if (!config.dryRun) localSources.then((sources) => prefetch.run(sources)).catch(() => undefined);
+  return { identities, agent, pins, localSources, prefetch };
 }
 
 /** Copies as configured. Never throws for a failed run: the result carries the exit code and cause. */
@@ -128,6 +133,7 @@ export async function copy(config: ResolvedConfig, deps: CopyDeps): Promise<Copy
     }
   };
   await Promise.all(Array.from({ length: Math.min(config.parallel, config.hosts.length) }, worker));
+  prepared.prefetch.clear();
   results.sort((a, b) => config.hosts.findIndex((h) => h.host === a.host && h.port === a.port) - config.hosts.findIndex((h) => h.host === b.host && h.port === b.port));
   const worst = errors.reduce<SafeScpError | undefined>((w, e) => (!w || exitSeverity(e.exitCode) > exitSeverity(w.exitCode) ? e : w), undefined);
   return finish(results, worst);
@@ -420,7 +426,7 @@ async function transferWithWatchdog(session: Session, tunnels: readonly Tunnel[]
     const options = { ...UPLOAD_DEFAULTS, preserve: config.preserve };
     const work =
       config.direction === 'upload'
-        ? prepared.localSources.then((sources) => upload(session.fs, sources, config.target, options, state))
+        ? prepared.localSources.then((sources) => upload(session.fs, sources, config.target, options, state, prepared.prefetch))
         : download(session.fs, config.sources, config.target, { ...options, recursive: config.recursive }, state);
     await Promise.race([work, session.lost, ...tunnels.map((t) => t.lost)]);
     const writes = session.fs.directWriteCounts;

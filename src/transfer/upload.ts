@@ -6,16 +6,12 @@ import { classifyLocalError } from '../classify.js';
 import { SafeScpError } from '../errors.js';
 import type { RemoteFs, RemoteStats } from '../ssh/remote-fs.js';
 import type { LocalItem, LocalSource } from './local-tree.js';
+import { SMALL_FILE, type Prefetch } from './prefetch.js';
 import { pool, tempName, type TransferState } from './progress.js';
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const isDir = (st: RemoteStats | undefined): boolean => st !== undefined && (st.mode & S_IFMT) === S_IFDIR;
-/**
- * Files up to this size are read whole and synchronously (tens of microseconds from the page cache) before the
- * remote temp file is opened: three thread-pool round trips fewer per file, which is most of a small file's cost.
- */
-const SMALL_FILE = 64 * 1024;
 
 export interface UploadOptions {
   readonly preserve: boolean;
@@ -84,7 +80,14 @@ async function ensureDir(rfs: RemoteFs, remote: string, mode: number): Promise<b
 }
 
 /** Uploads every source; files already in `state.done` are skipped (a retry does not resend them). */
-export async function upload(rfs: RemoteFs, sources: readonly LocalSource[], target: string, options: UploadOptions, state: TransferState): Promise<void> {
+export async function upload(
+  rfs: RemoteFs,
+  sources: readonly LocalSource[],
+  target: string,
+  options: UploadOptions,
+  state: TransferState,
+  prefetch?: Prefetch,
+): Promise<void> {
   await removeTemps(rfs, state);
   const dests = await destinations(rfs, sources, target);
   // Directories this attempt created: a file inside cannot exist yet, so its remote stat is skipped.
@@ -114,7 +117,7 @@ export async function upload(rfs: RemoteFs, sources: readonly LocalSource[], tar
     }
   }
   const buffers = new BufferPool(Math.max(1024, Math.min(options.chunkSize, rfs.maxWriteLength)), 2 * Math.max(1, options.requestsInFlight));
-  await pool(jobs, filesInFlight, (job) => uploadFile(rfs, job, options, state, buffers, created.has(path.dirname(path.normalize(job.remote)))));
+  await pool(jobs, filesInFlight, (job) => uploadFile(rfs, job, options, state, buffers, created.has(path.dirname(path.normalize(job.remote))), prefetch));
   if (options.preserve) {
     for (const [i, source] of sources.entries()) {
       for (const d of source.items.filter((it) => it.type === 'dir').reverse()) {
@@ -132,7 +135,15 @@ export async function removeTemps(rfs: RemoteFs, state: TransferState): Promise<
   }
 }
 
-async function uploadFile(rfs: RemoteFs, job: Job, options: UploadOptions, state: TransferState, buffers: BufferPool, newParent: boolean): Promise<void> {
+async function uploadFile(
+  rfs: RemoteFs,
+  job: Job,
+  options: UploadOptions,
+  state: TransferState,
+  buffers: BufferPool,
+  newParent: boolean,
+  prefetch: Prefetch | undefined,
+): Promise<void> {
   const started = Date.now();
   const { item, remote } = job;
   const temp = path.join(path.dirname(remote), tempName(path.basename(remote)));
@@ -145,7 +156,7 @@ async function uploadFile(rfs: RemoteFs, job: Job, options: UploadOptions, state
 
   const local: Local =
     item.size <= SMALL_FILE
-      ? { data: readSmall(item) }
+      ? { data: prefetch?.get(item.path, item.size) ?? readSmall(item) }
       : {
           file: await fs.open(item.path, 'r').catch((err: unknown) => {
             throw classifyLocalError(err, 'open', item.path);
@@ -327,6 +338,10 @@ async function sendWrites(
 /** A source file: read whole (small) or through a handle. */
 type Local = { readonly data: Buffer; readonly file?: undefined; readonly path?: undefined } | { readonly file: fs.FileHandle; readonly path: string; readonly data?: undefined };
 
+/**
+ * A small file, read whole and synchronously (tens of microseconds from the page cache) before the remote temp
+ * file is opened: three thread-pool round trips fewer per file, which is most of a small file's cost.
+ */
 function readSmall(item: LocalItem): Buffer {
   let fd: number;
   try {
