@@ -14,9 +14,11 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { Module } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import vm from 'node:vm';
 import { startSshd, type Sshd } from '../harness/sshd.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -85,6 +87,8 @@ interface Sample {
   cpuS: number;
   /** Busy CPU of the whole machine (client and sshd side) during the run, from /proc/stat. */
   machineCpuS: number;
+  /** CPU time the hypervisor gave to other guests during the run (/proc/stat steal): the run was slowed by that. */
+  stealS: number;
 }
 
 interface RunOutput extends Sample {
@@ -92,14 +96,14 @@ interface RunOutput extends Sample {
   output: string;
 }
 
-/** Busy ticks (USER_HZ = 100 on Linux) of all CPUs. */
-function machineBusyTicks(): number {
+/** Busy and stolen ticks (USER_HZ = 100 on Linux) of all CPUs. */
+function machineTicks(): { busy: number; steal: number } {
   try {
     const fields = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
     // user nice system idle iowait irq softirq steal
-    return (fields[0] ?? 0) + (fields[1] ?? 0) + (fields[2] ?? 0) + (fields[5] ?? 0) + (fields[6] ?? 0) + (fields[7] ?? 0);
+    return { busy: (fields[0] ?? 0) + (fields[1] ?? 0) + (fields[2] ?? 0) + (fields[5] ?? 0) + (fields[6] ?? 0) + (fields[7] ?? 0), steal: fields[7] ?? 0 };
   } catch {
-    return 0;
+    return { busy: 0, steal: 0 };
   }
 }
 
@@ -128,7 +132,7 @@ function run(file: string, args: readonly string[], options: { env: NodeJS.Proce
   const argv = hasGnuTime ? ['-f', '%M %U %S', '-o', timeFile, file, ...args] : [...args];
   const command = hasGnuTime ? GNU_TIME : file;
   const ticksBefore = hasGnuTime ? 0 : childTicks();
-  const busyBefore = machineBusyTicks();
+  const before = machineTicks();
   const started = process.hrtime.bigint();
   return new Promise((resolve, reject) => {
     // Own process group, so a timeout can end the whole run (scp and the ssh it started) by its id.
@@ -163,7 +167,9 @@ function run(file: string, args: readonly string[], options: { env: NodeJS.Proce
     });
     child.on('close', (code) => {
       const wallS = Number(process.hrtime.bigint() - started) / 1e9;
-      const machineCpuS = (machineBusyTicks() - busyBefore) / 100;
+      const after = machineTicks();
+      const machineCpuS = (after.busy - before.busy) / 100;
+      const stealS = (after.steal - before.steal) / 100;
       clearTimeout(timer);
       if (poll) clearInterval(poll);
       current = undefined;
@@ -179,7 +185,7 @@ function run(file: string, args: readonly string[], options: { env: NodeJS.Proce
         peakRssMB = ((rss ?? 0) * 1024) / MB;
         cpuS = (user ?? 0) + (sys ?? 0);
       }
-      resolve({ code, output, wallS, peakRssMB, cpuS, machineCpuS });
+      resolve({ code, output, wallS, peakRssMB, cpuS, machineCpuS, stealS });
     });
   });
 }
@@ -391,6 +397,7 @@ interface Summary {
   peakRssMB: number;
   cpuS: number;
   machineCpuS: number;
+  stealS: number;
   samples: Sample[];
 }
 
@@ -412,6 +419,7 @@ function summarize(samples: Sample[], bytes: number): Summary {
     peakRssMB: Math.max(...samples.map((s) => s.peakRssMB)),
     cpuS: median(samples.map((s) => s.cpuS)),
     machineCpuS: median(samples.map((s) => s.machineCpuS)),
+    stealS: median(samples.map((s) => s.stealS)),
     samples,
   };
 }
@@ -446,6 +454,16 @@ function machine(): Record<string, string | number> {
     openssh: ssh,
     rsync: firstLine('rsync', ['--version']).replace(/\s+protocol.*$/, '').replace(/\s+/g, ' '),
   };
+}
+
+/** Whether this Node accepts the bin's V8 code cache (scripts/bin.mjs): a rejected one costs every run ~70 ms. */
+function codeCacheState(): 'accepted' | 'rejected' | 'missing' {
+  const bundle = path.join(ROOT, 'dist', 'safe-scp.cjs');
+  const cache = `${bundle}.cache`;
+  if (!fs.existsSync(cache) || !fs.existsSync(bundle)) return 'missing';
+  const source = fs.readFileSync(bundle, 'utf8').replace(/^#!.*/, '');
+  const script = new vm.Script(Module.wrap(source), { filename: bundle, cachedData: fs.readFileSync(cache) });
+  return script.cachedDataRejected ? 'rejected' : 'accepted';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -570,8 +588,8 @@ async function main(): Promise<number> {
           if (c.id === 'big' || problem) fs.rmSync(dest, { recursive: true, force: true });
           if (problem) throw new Error(`${tool} on ${c.id} failed (${problem}):\n${r.output}`);
           const key = `${c.id}/${tool}`;
-          samples.set(key, [...(samples.get(key) ?? []), { wallS: r.wallS, peakRssMB: r.peakRssMB, cpuS: r.cpuS, machineCpuS: r.machineCpuS }]);
-          log(`bench: round ${round + 1}/${s.rounds} ${c.id.padEnd(4)} ${tool.padEnd(12)} ${f3(r.wallS)} s  rss ${f0(r.peakRssMB)} MB  cpu ${f2(r.cpuS)} s`);
+          samples.set(key, [...(samples.get(key) ?? []), { wallS: r.wallS, peakRssMB: r.peakRssMB, cpuS: r.cpuS, machineCpuS: r.machineCpuS, stealS: r.stealS }]);
+          log(`bench: round ${round + 1}/${s.rounds} ${c.id.padEnd(4)} ${tool.padEnd(12)} ${f3(r.wallS)} s  rss ${f0(r.peakRssMB)} MB  cpu ${f2(r.cpuS)} s  steal ${f2(r.stealS)} s`);
         }
       }
     }
@@ -624,6 +642,7 @@ async function main(): Promise<number> {
     ].map((a) => ({ criterion: a.criterion, target: a.target, value: a.value, pass: Number.isFinite(a.value) ? a.ok(a.value) : null }));
 
     const info = machine();
+    const codeCache = codeCacheState();
     const load = { before: Number(loadBefore.toFixed(2)), after: Number((os.loadavg()[0] ?? 0).toFixed(2)) };
     const lines: string[] = [];
     lines.push(
@@ -631,13 +650,15 @@ async function main(): Promise<number> {
       `Loopback, private sshd with sftp-server; ${s.rounds} round(s), tools alternating, medians. MB = 10^6 bytes. ` +
         `Big file ${s.bigBytes / 2 ** 20} MiB; tree ${data.treeFiles} x ${s.smallSize / 1024} KiB files in ${data.treeDirs} directories; ${data.singles.length} separate ${s.smallSize / 1024} KiB files.`,
       `Ciphers: safe-scp ${safeCipher || '?'}, default scp ${scpCipher || '?'}. ssh2 native crypto binding: ${binding ? 'present' : 'missing'}. ` +
-        'CPU = user+sys of the client process tree; machine CPU = all busy CPU during the run (client + sshd). ' +
+        'CPU = user+sys of the client process tree; machine CPU = all busy CPU during the run (client + sshd); ' +
+        'steal = CPU time the hypervisor gave to other guests during the run (the run was slowed by it). ' +
+        `Code cache of the bin: ${codeCache}. ` +
         `Data and targets on ${fileSystemOf(data.work)} (${path.dirname(data.work)}). ` +
         (data.freshGroups ? 'Target directories start in fresh ext4 block groups (chattr +T). ' : '') +
         `Load average (1 min) before/after: ${load.before}/${load.after}.`,
       '',
-      '| workload | tool | median s | min s | max s | MB/s | time / safe-scp | peak RSS MB | CPU s | machine CPU s |',
-      '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+      '| workload | tool | median s | min s | max s | MB/s | time / safe-scp | peak RSS MB | CPU s | machine CPU s | steal s |',
+      '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     );
     for (const c of cases) {
       const base = get(c.id, 'safe-scp');
@@ -646,14 +667,14 @@ async function main(): Promise<number> {
         if (!r) continue;
         const vs = !base ? '-' : `${f2(r.medianS / base.medianS)}x`;
         lines.push(
-          `| ${c.title} | ${TOOL_LABEL[tool]} | ${f3(r.medianS)} | ${f3(r.minS)} | ${f3(r.maxS)} | ${f0(r.mbPerS)} | ${vs} | ${f0(r.peakRssMB)} | ${f2(r.cpuS)} | ${f2(r.machineCpuS)} |`,
+          `| ${c.title} | ${TOOL_LABEL[tool]} | ${f3(r.medianS)} | ${f3(r.minS)} | ${f3(r.maxS)} | ${f0(r.mbPerS)} | ${vs} | ${f0(r.peakRssMB)} | ${f2(r.cpuS)} | ${f2(r.machineCpuS)} | ${f2(r.stealS)} |`,
         );
       }
     }
     if (startup) {
       lines.push(
-        `| start-up | \`node -e ''\` | ${f3(startup.node.medianS)} | ${f3(startup.node.minS)} | ${f3(startup.node.maxS)} | - | - | ${f0(startup.node.peakRssMB)} | ${f2(startup.node.cpuS)} | - |`,
-        `| start-up | \`safe-scp --version\` | ${f3(startup.safeScp.medianS)} | ${f3(startup.safeScp.minS)} | ${f3(startup.safeScp.maxS)} | - | +${f0(startup.overheadMs)} ms | ${f0(startup.safeScp.peakRssMB)} | ${f2(startup.safeScp.cpuS)} | - |`,
+        `| start-up | \`node -e ''\` | ${f3(startup.node.medianS)} | ${f3(startup.node.minS)} | ${f3(startup.node.maxS)} | - | - | ${f0(startup.node.peakRssMB)} | ${f2(startup.node.cpuS)} | - | - |`,
+        `| start-up | \`safe-scp --version\` | ${f3(startup.safeScp.medianS)} | ${f3(startup.safeScp.minS)} | ${f3(startup.safeScp.maxS)} | - | +${f0(startup.overheadMs)} ms | ${f0(startup.safeScp.peakRssMB)} | ${f2(startup.safeScp.cpuS)} | - | - |`,
       );
     }
     lines.push('', '| acceptance | target | measured | |', '|---|---|---:|---|');
@@ -664,6 +685,7 @@ async function main(): Promise<number> {
       date: new Date().toISOString(),
       machine: info,
       sshCryptoBinding: binding,
+      codeCache,
       targetsInFreshBlockGroups: data.freshGroups,
       fileSystem: fileSystemOf(data.work),
       loadAverage: load,
