@@ -5,7 +5,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startSshd, type Sshd } from '../../src/harness/sshd.js';
-import { baseEnv, runCli, tempDir } from './helpers/cli.js';
+import { runCli, sshdEnv, tempDir } from './helpers/cli.js';
 
 const MAX_WRITE = 261120; // OpenSSH's advertised write limit
 // Below/at/above the small-file threshold, one write, one byte over, many writes with a short tail.
@@ -26,16 +26,7 @@ describe.each([
   beforeAll(async () => {
     sshd = await startSshd({ extraConfig: [`Ciphers ${cipher}`] });
     work = tempDir('direct');
-    const home = path.join(work, 'home');
-    fs.mkdirSync(home);
-    env = baseEnv({
-      HOME: home,
-      SSH_PRIVATE_KEY: fs.readFileSync(sshd.userKeyPath, 'utf8'),
-      SSH_KNOWN_HOSTS: sshd.knownHostsLines(),
-      SAFE_SCP_PORT: String(sshd.port),
-      SAFE_SCP_STATE_DIR: path.join(work, 'state'),
-      SAFE_SCP_HOST_INTERVAL: '0',
-    });
+    env = sshdEnv(sshd.userKeyPath, sshd.knownHostsLines(), work, { SAFE_SCP_PORT: String(sshd.port) });
   }, 30_000);
 
   afterAll(async () => {
