@@ -9,6 +9,7 @@
 // This reaches into two ssh2 internals (SFTP#_protocol, SFTP#outgoing), pinned by the ssh2 version in
 // package.json and covered by every integration test; when they are not there it changes nothing.
 import type { SFTPWrapper } from 'ssh2';
+import { PACKET_HEAD, type PacketFramer } from './packet-framer.js';
 
 interface ProtocolLike {
   channelData(channel: number, data: Buffer | string): void;
@@ -21,10 +22,12 @@ interface SftpInternals {
 }
 
 /**
- * Installs the batching on one SFTP session. Returns a function that sends what waits right now (for a sender
- * that bypasses channelData, direct-write.ts), or undefined (and changes nothing) on an unknown ssh2 shape.
+ * Installs the batching on one SFTP session. With a `framer` (packet-framer.ts) a turn's requests are copied
+ * once, into a packet framed and encrypted in place, instead of concatenated and handed to ssh2's per-packet
+ * path. Returns a function that sends what waits right now (for a sender that bypasses channelData,
+ * direct-write.ts), or undefined (and changes nothing) on an unknown ssh2 shape.
  */
-export function batchSftpRequests(sftp: SFTPWrapper): (() => void) | undefined {
+export function batchSftpRequests(sftp: SFTPWrapper, framer?: PacketFramer): (() => void) | undefined {
   const internals = sftp as unknown as SftpInternals;
   const protocol = internals._protocol;
   const packetSize = internals.outgoing?.packetSize;
@@ -38,11 +41,37 @@ export function batchSftpRequests(sftp: SFTPWrapper): (() => void) | undefined {
 
   const flush = (): void => {
     if (pendingBytes === 0) return;
-    const data = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending, pendingBytes);
+    const pieces = pending;
+    const bytes = pendingBytes;
     const channel = pendingChannel;
     pending = [];
     pendingBytes = 0;
-    protocol.channelData(channel, data);
+    if (framer?.ready()) {
+      const { slots, total } = framer.layout(bytes, packetSize);
+      const buffer = Buffer.allocUnsafe(total);
+      // At most packetSize bytes wait, so this is one packet; the loop keeps it right for any layout.
+      let piece = 0;
+      let pieceAt = 0;
+      for (const slot of slots) {
+        let at = slot.start + PACKET_HEAD;
+        const end = at + slot.dataLen;
+        while (at < end) {
+          const p = pieces[piece] as Buffer;
+          const n = Math.min(p.length - pieceAt, end - at);
+          p.copy(buffer, at, pieceAt, pieceAt + n);
+          at += n;
+          pieceAt += n;
+          if (pieceAt === p.length) {
+            piece++;
+            pieceAt = 0;
+          }
+        }
+      }
+      framer.seal(buffer, slots, channel);
+      framer.send(buffer);
+      return;
+    }
+    protocol.channelData(channel, pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces, bytes));
   };
   const flushLater = (): void => {
     scheduled = false;

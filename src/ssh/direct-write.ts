@@ -14,29 +14,11 @@
 // through ssh2's SFTP#write instead, after whatever ssh2 still holds, so requests never overtake each other.
 // This reaches into ssh2 internals (pinned by the version in package.json, covered by every integration test);
 // when they do not look as expected it is never used.
-import { randomFillSync } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import type { Duplex } from 'node:stream';
 import type { SFTPWrapper } from 'ssh2';
+import { PACKET_HEAD, type PacketFramer, type ProtocolInternals, type Slot } from './packet-framer.js';
 
-const CHANNEL_DATA = 94;
 const SSH_FXP_WRITE = 6;
-/** 4 packet length + 1 padding length + 1 message type + 4 recipient channel + 4 data length. */
-const PACKET_HEAD = 14;
-const TAG = 16;
-
-interface CipherInternals {
-  outSeqno: number;
-  _dead?: boolean;
-  _instance?: { encrypt?: (packet: Buffer, seqno?: number) => void };
-}
-
-interface ProtocolInternals {
-  _cipher?: CipherInternals;
-  _kexinit?: unknown;
-  _queue?: unknown;
-  _packetRW?: { write?: { allocStart?: number } };
-}
 
 interface SftpInternals {
   _protocol?: ProtocolInternals;
@@ -44,18 +26,7 @@ interface SftpInternals {
   _writeReqid?: number;
   _buffer?: unknown[];
   _waitWindow?: boolean;
-  _maxWriteLen?: number;
   outgoing?: { id?: number; state?: string; window?: number; packetSize?: number };
-}
-
-/** Where one CHANNEL_DATA packet sits in the request's buffer. */
-interface Slot {
-  readonly start: number;
-  /** Bytes of the SFTP message this packet carries. */
-  readonly dataLen: number;
-  readonly padLen: number;
-  /** The packet_length field: everything after it except the tag. */
-  readonly packetLen: number;
 }
 
 export type WriteCallback = (err?: Error | null) => void;
@@ -75,28 +46,6 @@ export interface DirectWriter {
 export class ShortRead extends Error {
   constructor(readonly wanted: number, readonly got: number) {
     super(`read ${got} of ${wanted} bytes`);
-  }
-}
-
-/** Cipher block size for the padding, and whether encrypt wants the sequence number (chacha20-poly1305). */
-function aeadShape(cipherName: string): { block: number; withSeqno: boolean } | undefined {
-  if (/^aes(128|256)-gcm@openssh\.com$/.test(cipherName)) return { block: 16, withSeqno: false };
-  if (cipherName === 'chacha20-poly1305@openssh.com') return { block: 8, withSeqno: true };
-  return undefined;
-}
-
-/** Random padding from a pooled block: one randomFillSync per 4 KiB of padding instead of one per packet. */
-class PaddingSource {
-  private pool = Buffer.alloc(0);
-  private at = 0;
-
-  fill(target: Buffer, offset: number, length: number): void {
-    if (this.at + length > this.pool.length) {
-      this.pool = randomFillSync(Buffer.allocUnsafe(4096));
-      this.at = 0;
-    }
-    this.pool.copy(target, offset, this.at, this.at + length);
-    this.at += length;
   }
 }
 
@@ -120,61 +69,25 @@ class BufferStock {
 }
 
 /**
- * The direct writer for one SFTP session, or undefined when ssh2's internals or the negotiated cipher do not
- * allow it. `sock` is the stream ssh2 writes the connection to. `flushPending` sends what the request batcher
+ * The direct writer for one SFTP session, or undefined when ssh2's SFTP internals do not look as expected.
+ * `framer` frames and encrypts the packets (packet-framer.ts). `flushPending` sends what the request batcher
  * still holds (batch-requests.ts), so a prepared request never overtakes a smaller one issued before it.
  */
-export function directWriter(sftp: SFTPWrapper, sock: Duplex, cipherName: string, flushPending: () => void): DirectWriter | undefined {
+export function directWriter(sftp: SFTPWrapper, framer: PacketFramer, flushPending: () => void): DirectWriter | undefined {
   const s = sftp as unknown as SftpInternals;
-  const shape = aeadShape(cipherName);
-  const protocol = s._protocol;
-  const cipher = protocol?._cipher;
-  if (!shape || !protocol || !cipher) return undefined;
-  if (typeof cipher._instance?.encrypt !== 'function' || typeof cipher.outSeqno !== 'number') return undefined;
-  if (protocol._packetRW?.write?.allocStart !== 5) return undefined; // compression rewrites every packet
   if (typeof s._requests !== 'object' || typeof s._writeReqid !== 'number' || !Array.isArray(s._buffer)) return undefined;
   const out = s.outgoing;
   if (typeof out?.id !== 'number' || typeof out.packetSize !== 'number' || out.packetSize < 1024 || typeof out.window !== 'number') return undefined;
-  const cipherClass = cipher.constructor;
-  const padding = new PaddingSource();
   const stock = new BufferStock();
   const counts = { direct: 0, fallback: 0 };
 
-  const layout = (messageLen: number, packetSize: number): { slots: Slot[]; total: number } => {
-    const slots: Slot[] = [];
-    let total = 0;
-    for (let sent = 0; sent < messageLen; sent += packetSize) {
-      const dataLen = Math.min(packetSize, messageLen - sent);
-      // padding_length byte + payload (type, channel, length, data) + padding: a multiple of the block size.
-      const unpadded = 1 + 1 + 4 + 4 + dataLen;
-      let padLen = shape.block - (unpadded % shape.block);
-      if (padLen < 4) padLen += shape.block;
-      const packetLen = unpadded + padLen;
-      slots.push({ start: total, dataLen, padLen, packetLen });
-      total += 4 + packetLen + TAG;
-    }
-    return { slots, total };
-  };
-
-  /** ssh2 can take the prepared packets now, in order: same cipher, no key exchange, window, nothing queued. */
-  const canSendNow = (messageLen: number): boolean => {
-    const current = protocol._cipher;
-    return (
-      current !== undefined &&
-      current.constructor === cipherClass &&
-      current._dead !== true &&
-      protocol._kexinit === undefined &&
-      protocol._queue === undefined &&
-      out.state === 'open' &&
-      (out.window ?? 0) >= messageLen &&
-      (s._buffer?.length ?? 1) === 0 &&
-      s._waitWindow !== true
-    );
-  };
+  /** The request can go out now, in order: the framer is ready, the channel is open with window, nothing queued. */
+  const canSendNow = (messageLen: number): boolean =>
+    framer.ready() && out.state === 'open' && (out.window ?? 0) >= messageLen && (s._buffer?.length ?? 1) === 0 && s._waitWindow !== true;
 
   const write = (handle: Buffer, file: FileHandle, position: number, length: number, sent: () => void, done: WriteCallback): void => {
     const messageLen = 4 + 1 + 4 + 4 + handle.length + 8 + 4 + length;
-    const { slots, total } = layout(messageLen, out.packetSize as number);
+    const { slots, total } = framer.layout(messageLen, out.packetSize as number);
     const whole = stock.take(total);
     const buffer = whole.length === total ? whole : whole.subarray(0, total);
     // The file's bytes land where each packet carries data; the first packet starts with the SFTP header.
@@ -214,24 +127,9 @@ export function directWriter(sftp: SFTPWrapper, sock: Duplex, cipherName: string
         buffer.writeUInt32BE(position >>> 0, p + 4);
         buffer.writeUInt32BE(length, p + 8);
         (s._requests as NonNullable<SftpInternals['_requests']>)[reqid] = { cb: (err) => done(err) };
-        const c = protocol._cipher as CipherInternals;
-        const encrypt = (c._instance as { encrypt: (packet: Buffer, seqno?: number) => void }).encrypt.bind(c._instance);
-        for (const slot of slots) {
-          const at = slot.start;
-          buffer.writeUInt32BE(slot.packetLen, at);
-          buffer[at + 4] = slot.padLen;
-          buffer[at + 5] = CHANNEL_DATA;
-          buffer.writeUInt32BE(out.id as number, at + 6);
-          buffer.writeUInt32BE(slot.dataLen, at + 10);
-          padding.fill(buffer, at + PACKET_HEAD + slot.dataLen, slot.padLen);
-          const packet = buffer.subarray(at, at + 4 + slot.packetLen + TAG);
-          if (shape.withSeqno) encrypt(packet, c.outSeqno);
-          else encrypt(packet);
-          c.outSeqno = (c.outSeqno + 1) >>> 0;
-        }
+        framer.seal(buffer, slots, out.id as number);
         out.window = (out.window as number) - messageLen;
-        // ssh2 writes only to a writable socket; a dead one fails every pending request (RemoteFs).
-        if (sock.writable) sock.write(buffer, (err) => (err ? undefined : stock.give(whole)));
+        framer.send(buffer, () => stock.give(whole));
         sent();
       },
       (err: unknown) => {

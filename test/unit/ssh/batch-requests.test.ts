@@ -1,7 +1,9 @@
 // The request batcher: same bytes, same order, packets within the channel's limit, nothing overtaken.
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { SFTPWrapper } from 'ssh2';
+import type { Duplex } from 'node:stream';
 import { batchSftpRequests } from '../../../src/ssh/batch-requests.js';
+import { packetFramer, type ProtocolInternals } from '../../../src/ssh/packet-framer.js';
 
 type Sent = { op: 'data'; channel: number; data: Buffer } | { op: 'close'; channel: number };
 
@@ -58,6 +60,34 @@ describe('batchSftpRequests', () => {
     expect(f.sent.map((s) => s.op)).toEqual(['data', 'close']);
     await nextTurn();
     expect(f.sent).toHaveLength(2);
+  });
+
+  test('with a framer, a turn\'s requests go out as one packet framed in place, on the socket, bytes and order kept', async () => {
+    const f = fakeSftp(4000);
+    const wire: Buffer[] = [];
+    const sock = { writable: true, write: (b: Buffer) => wire.push(Buffer.from(b)) } as unknown as Duplex;
+    const cipherState: ProtocolInternals = { _cipher: { outSeqno: 5, _instance: { encrypt: () => undefined } }, _packetRW: { write: { allocStart: 5 } } };
+    const framer = packetFramer(cipherState, sock, 'aes128-gcm@openssh.com');
+    batchSftpRequests(f.sftp, framer);
+    const pieces = [bytes(10, 1), bytes(20, 2), bytes(30, 3)];
+    for (const p of pieces) f.send(p);
+    await nextTurn();
+    expect(f.sent).toEqual([]); // nothing through ssh2's channelData
+    expect(wire).toHaveLength(1);
+    const packet = wire[0] as Buffer;
+    expect(packet.readUInt32BE(0) % 16).toBe(0);
+    expect(packet[5]).toBe(94);
+    expect(packet.readUInt32BE(6)).toBe(7);
+    expect(packet.readUInt32BE(10)).toBe(60);
+    expect(packet.subarray(14, 74)).toEqual(Buffer.concat(pieces));
+    expect(packet.length).toBe(4 + packet.readUInt32BE(0) + 16);
+    expect(cipherState._cipher?.outSeqno).toBe(6);
+    // During a key exchange the framer stands aside and ssh2 queues the packet itself.
+    cipherState._kexinit = {};
+    f.send(bytes(5, 4));
+    await nextTurn();
+    expect(wire).toHaveLength(1);
+    expect(joined(f.sent)).toEqual(bytes(5, 4));
   });
 
   test('an unknown ssh2 shape is left alone', () => {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { SFTPWrapper } from 'ssh2';
 import { ShortRead, directWriter } from '../../../src/ssh/direct-write.js';
+import { packetFramer } from '../../../src/ssh/packet-framer.js';
 
 interface Fake {
   sftp: SFTPWrapper;
@@ -83,6 +84,12 @@ function unframe(bytes: Buffer, block: number): { channelData: Buffer; packets: 
   return { channelData: Buffer.concat(parts), packets, maxData };
 }
 
+const framerOf = (f: Fake, cipher: string): NonNullable<ReturnType<typeof packetFramer>> => {
+  const framer = packetFramer(f.internals._protocol, f.sock, cipher);
+  if (!framer) throw new Error(`no framer for ${cipher}`);
+  return framer;
+};
+
 let dir: string;
 beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'safe-scp-direct-'));
@@ -114,7 +121,7 @@ describe.each([
   test('one WRITE framed as ssh2 would: packets within the limit, padded to the block, data byte for byte', async () => {
     const f = fake(32768);
     let flushes = 0;
-    const w = directWriter(f.sftp, f.sock, cipher, () => void flushes++);
+    const w = directWriter(f.sftp, framerOf(f, cipher), () => void flushes++);
     expect(w).toBeDefined();
     const data = crypto.randomBytes(261120 + 1000);
     const handle = Buffer.from([0, 0, 0, 9]);
@@ -152,7 +159,7 @@ describe.each([
       const f = fake(32768, block === 'window' ? 50_000 : 2 * 1024 * 1024);
       if (block === 'kex') f.internals._protocol._kexinit = {};
       if (block === 'queued') f.internals._buffer.push(Buffer.alloc(1));
-      const w = directWriter(f.sftp, f.sock, cipher, () => undefined);
+      const w = directWriter(f.sftp, framerOf(f, cipher), () => undefined);
       await withFile(data, async (file) => {
         const { sent, done } = send(w!, Buffer.from('h'), file, 0, data.length);
         await sent;
@@ -170,7 +177,7 @@ describe.each([
 
 test('a file shorter than asked fails with ShortRead and sends nothing', async () => {
   const f = fake();
-  const w = directWriter(f.sftp, f.sock, 'aes128-gcm@openssh.com', () => undefined);
+  const w = directWriter(f.sftp, framerOf(f, 'aes128-gcm@openssh.com'), () => undefined);
   await withFile(Buffer.alloc(1000, 1), async (file) => {
     const { sent, done } = send(w!, Buffer.from('h'), file, 0, 5000);
     await sent;
@@ -181,10 +188,11 @@ test('a file shorter than asked fails with ShortRead and sends nothing', async (
   });
 });
 
-test('no direct writer for a cipher without in-place encryption, compression, or an unknown ssh2 shape', () => {
+test('no framer for a cipher without in-place encryption or with compression; no writer for an unknown ssh2 shape', () => {
   const f = fake();
-  expect(directWriter(f.sftp, f.sock, 'aes128-ctr', () => undefined)).toBeUndefined();
+  expect(packetFramer(f.internals._protocol, f.sock, 'aes128-ctr')).toBeUndefined();
+  const framer = framerOf(f, 'aes128-gcm@openssh.com');
+  expect(directWriter({} as SFTPWrapper, framer, () => undefined)).toBeUndefined();
   f.internals._protocol._packetRW.write.allocStart = 0;
-  expect(directWriter(f.sftp, f.sock, 'aes128-gcm@openssh.com', () => undefined)).toBeUndefined();
-  expect(directWriter({} as SFTPWrapper, f.sock, 'aes128-gcm@openssh.com', () => undefined)).toBeUndefined();
+  expect(packetFramer(f.internals._protocol, f.sock, 'aes128-gcm@openssh.com')).toBeUndefined();
 });
