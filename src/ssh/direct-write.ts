@@ -16,12 +16,11 @@
 // when they do not look as expected it is never used.
 import type { FileHandle } from 'node:fs/promises';
 import type { SFTPWrapper } from 'ssh2';
-import { PACKET_HEAD, type PacketFramer, type ProtocolInternals, type Slot } from './packet-framer.js';
+import { PACKET_HEAD, type PacketFramer, type Slot } from './packet-framer.js';
 
 const SSH_FXP_WRITE = 6;
 
 interface SftpInternals {
-  _protocol?: ProtocolInternals;
   _requests?: Record<number, { cb: (err?: Error | null) => void }>;
   _writeReqid?: number;
   _buffer?: unknown[];

@@ -200,49 +200,43 @@ async function uploadFile(
 }
 
 /**
- * The read buffers of one upload, shared by its files: a write holds one until the server answered it, so the
- * bytes in flight (and the memory holding them) stay bounded however many files are open at once.
+ * The read buffers of one upload, shared by its files: a write holds a slot (and, unless it reads straight into
+ * its own packets, a buffer) until the server answered it, so the bytes in flight (and the memory holding them)
+ * stay bounded however many files are open at once.
  */
 class BufferPool {
   private readonly free: Buffer[] = [];
-  private readonly waiting: Array<(buffer: Buffer) => void> = [];
+  private readonly waiting: Array<() => void> = [];
 
   constructor(
     readonly size: number,
     private slots: number,
   ) {}
 
-  take(): Promise<Buffer> | Buffer {
-    if (this.slots > 0) {
-      this.slots--;
-      return this.free.pop() ?? Buffer.allocUnsafe(this.size);
-    }
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-
-  give(buffer: Buffer): void {
-    const next = this.waiting.shift();
-    if (next) next(buffer);
-    else {
-      this.free.push(buffer);
-      this.slots++;
-    }
-  }
-
-  /** A slot without a buffer, for a write that brings its own (direct-write.ts); hand it back with release(). */
+  /** A slot; waits while all are taken. Hand it back with release(). */
   async reserve(): Promise<void> {
     if (this.slots > 0) {
       this.slots--;
       return;
     }
-    const buffer = await new Promise<Buffer>((resolve) => this.waiting.push(resolve));
-    this.free.push(buffer);
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
   }
 
   release(): void {
     const next = this.waiting.shift();
-    if (next) next(this.free.pop() ?? Buffer.allocUnsafe(this.size));
+    if (next) next();
     else this.slots++;
+  }
+
+  /** A slot with a buffer to read into. Hand both back with give(). */
+  async take(): Promise<Buffer> {
+    await this.reserve();
+    return this.free.pop() ?? Buffer.allocUnsafe(this.size);
+  }
+
+  give(buffer: Buffer): void {
+    this.free.push(buffer);
+    this.release();
   }
 }
 
