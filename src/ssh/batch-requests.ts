@@ -47,26 +47,11 @@ export function batchSftpRequests(sftp: SFTPWrapper, framer?: PacketFramer): (()
     pending = [];
     pendingBytes = 0;
     if (framer?.ready()) {
+      // At most packetSize bytes wait (channelData flushes before that), so this is one packet.
       const { slots, total } = framer.layout(bytes, packetSize);
       const buffer = Buffer.allocUnsafe(total);
-      // At most packetSize bytes wait, so this is one packet; the loop keeps it right for any layout.
-      let piece = 0;
-      let pieceAt = 0;
-      for (const slot of slots) {
-        let at = slot.start + PACKET_HEAD;
-        const end = at + slot.dataLen;
-        while (at < end) {
-          const p = pieces[piece] as Buffer;
-          const n = Math.min(p.length - pieceAt, end - at);
-          p.copy(buffer, at, pieceAt, pieceAt + n);
-          at += n;
-          pieceAt += n;
-          if (pieceAt === p.length) {
-            piece++;
-            pieceAt = 0;
-          }
-        }
-      }
+      let at = (slots[0]?.start ?? 0) + PACKET_HEAD;
+      for (const p of pieces) at += p.copy(buffer, at);
       framer.seal(buffer, slots, channel);
       framer.send(buffer);
       return;

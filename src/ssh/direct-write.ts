@@ -4,16 +4,14 @@
 // packets each allocated, copied into and padded with its own randomFillSync call, and eight socket writes. For
 // a 512 MiB upload that per-packet work is about a third of the client's CPU (README, Performance), and on a
 // 2-core runner the client competes with sshd for the same cores. Here one buffer holds all the packets of a
-// request: the file is read into the data spans with one readv, the headers go around them, each packet is
-// encrypted in place by ssh2's own native cipher (the same object, the same sequence numbers), and the whole
-// buffer goes to the socket ssh2 writes to, in one write. The buffers are reused once the socket is done with
-// them: fresh ones cost page faults on every read and bring garbage collections.
+// request: the file is read into the data spans with one readv, and packet-framer.ts frames the packets around
+// them, encrypts them in place and writes them with one socket write. The buffers are reused once the socket is
+// done with them: fresh ones cost page faults on every read and bring garbage collections.
 //
-// Only the AEAD ciphers of ssh2's native binding (aes*-gcm, chacha20-poly1305) encrypt in place; with any other
-// cipher, no binding, compression, a key exchange in progress, or too little channel window, the request goes
-// through ssh2's SFTP#write instead, after whatever ssh2 still holds, so requests never overtake each other.
-// This reaches into ssh2 internals (pinned by the version in package.json, covered by every integration test);
-// when they do not look as expected it is never used.
+// When the framer is not ready (key exchange), the channel window is short, or ssh2 still holds requests, the
+// request goes through ssh2's SFTP#write instead, behind what ssh2 holds, so requests never overtake each other.
+// The SFTP request table and channel window used here are ssh2 internals (pinned by the version in package.json,
+// covered by every integration test); when they do not look as expected there is no direct writer.
 import type { FileHandle } from 'node:fs/promises';
 import type { SFTPWrapper } from 'ssh2';
 import { PACKET_HEAD, type PacketFramer, type Slot } from './packet-framer.js';

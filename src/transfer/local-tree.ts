@@ -41,17 +41,6 @@ function maybe<T>(fn: () => T): T | undefined {
 }
 
 /**
- * Reads one source operand. Top-level symlinks are followed (as scp does); inner ones only within the tree.
- * The file system is read synchronously, one directory per turn of the event loop: from the page cache a
- * synchronous lstat takes microseconds where a promise round trip through the thread pool took tens, which
- * made the scan of a 2000-file tree ~150 ms; yielding between directories keeps a huge tree from starving
- * timers and sockets.
- */
-export async function scanLocalSource(operand: string, recursive: boolean, emit: EventSink): Promise<LocalSource> {
-  return checkLocalSource(operand, recursive).scan(emit);
-}
-
-/**
  * The checks of a source operand that need no walk (it exists, is a file, or a directory with -r), done
  * synchronously so a bad operand fails before any connection; `scan` then walks it.
  */
@@ -74,6 +63,13 @@ export function checkLocalSource(operand: string, recursive: boolean): { scan(em
   return { scan: (emit) => walk(operand, abs, name, top, emit) };
 }
 
+/**
+ * Reads one source operand. Top-level symlinks are followed (as scp does); inner ones only within the tree.
+ * The file system is read synchronously, one directory per turn of the event loop: from the page cache a
+ * synchronous lstat takes microseconds where a promise round trip through the thread pool took tens, which
+ * made the scan of a 2000-file tree ~150 ms; yielding between directories keeps a huge tree from starving
+ * timers and sockets.
+ */
 async function walk(operand: string, abs: string, name: string, st: fs.Stats, emit: EventSink): Promise<LocalSource> {
   const root = fs.realpathSync(abs);
   const dirs: LocalItem[] = [item('dir', abs, '', st)];

@@ -7,6 +7,8 @@
 // again by the upload, which reports any error at the usual place.
 import { closeSync, openSync, readSync } from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { classifyLocalError } from '../classify.js';
+import { SafeScpError } from '../errors.js';
 import type { LocalSource } from './local-tree.js';
 
 /** Files up to this size are read whole (upload.ts reads them the same way when not read ahead). */
@@ -14,6 +16,32 @@ export const SMALL_FILE = 64 * 1024;
 const SLAB = 1024 * 1024;
 /** Files read per turn of the event loop, so the handshake is never held up for long. */
 const PER_TURN = 64;
+
+/**
+ * Reads the whole small file `path` into `target` (its size as walked), synchronously: from the page cache that
+ * takes tens of microseconds, where a thread-pool round trip per open, read and close was most of a small file's
+ * cost. Throws a classified local error, also when the file is shorter than `target` now.
+ */
+export function readSmallFile(path: string, target: Buffer): void {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err: unknown) {
+    throw classifyLocalError(err, 'open', path);
+  }
+  try {
+    let got = 0;
+    while (got < target.length) {
+      const n = readSync(fd, target, got, target.length - got, got);
+      if (n === 0) throw new SafeScpError('local-io', `${path}: source file changed size while it was read`, { phase: 'local' });
+      got += n;
+    }
+  } catch (err: unknown) {
+    throw classifyLocalError(err, 'read', path);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 export class Prefetch {
   private readonly files = new Map<string, Buffer>();
@@ -63,23 +91,10 @@ export class Prefetch {
       this.used = 0;
     }
     const target = this.slab.subarray(this.used, this.used + size);
-    let fd: number;
     try {
-      fd = openSync(path, 'r');
+      readSmallFile(path, target);
     } catch {
       return undefined;
-    }
-    try {
-      let got = 0;
-      while (got < size) {
-        const n = readSync(fd, target, got, size - got, got);
-        if (n === 0) return undefined;
-        got += n;
-      }
-    } catch {
-      return undefined;
-    } finally {
-      closeSync(fd);
     }
     this.used += size;
     return target;

@@ -1,12 +1,11 @@
 // Uploads local sources: directories first, then files through a temp name, verified, renamed into place.
-import { closeSync, openSync, readSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path/posix';
 import { classifyLocalError } from '../classify.js';
 import { SafeScpError } from '../errors.js';
 import type { RemoteFs, RemoteStats } from '../ssh/remote-fs.js';
 import type { LocalItem, LocalSource } from './local-tree.js';
-import { SMALL_FILE, type Prefetch } from './prefetch.js';
+import { SMALL_FILE, readSmallFile, type Prefetch } from './prefetch.js';
 import { pool, tempName, type TransferState } from './progress.js';
 
 const S_IFMT = 0o170000;
@@ -329,33 +328,12 @@ async function sendWrites(
   })();
 }
 
+function readSmall(item: LocalItem): Buffer {
+  const data = Buffer.allocUnsafe(item.size);
+  readSmallFile(item.path, data);
+  return data;
+}
+
 /** A source file: read whole (small) or through a handle. */
 type Local = { readonly data: Buffer; readonly file?: undefined; readonly path?: undefined } | { readonly file: fs.FileHandle; readonly path: string; readonly data?: undefined };
 
-/**
- * A small file, read whole and synchronously (tens of microseconds from the page cache) before the remote temp
- * file is opened: three thread-pool round trips fewer per file, which is most of a small file's cost.
- */
-function readSmall(item: LocalItem): Buffer {
-  let fd: number;
-  try {
-    fd = openSync(item.path, 'r');
-  } catch (err: unknown) {
-    throw classifyLocalError(err, 'open', item.path);
-  }
-  try {
-    const data = Buffer.allocUnsafe(item.size);
-    let got = 0;
-    while (got < item.size) {
-      const n = readSync(fd, data, got, item.size - got, got);
-      if (n === 0) break;
-      got += n;
-    }
-    if (got !== item.size) throw new SafeScpError('local-io', `${item.path}: source file changed size while it was read`, { phase: 'local' });
-    return data;
-  } catch (err: unknown) {
-    throw classifyLocalError(err, 'read', item.path);
-  } finally {
-    closeSync(fd);
-  }
-}
