@@ -1,4 +1,9 @@
-#!/usr/bin/env node
+#!/bin/sh
+":" //; unset NODE_EXTRA_CA_CERTS; exec node "$0" "$@"
+// Run as a program, the line above is shell: safe-scp opens no TLS connection, so it drops NODE_EXTRA_CA_CERTS
+// before starting node, which otherwise parses that bundle at every start, before any JavaScript runs (about
+// 100 ms for a distribution's full CA list on a 2-core runner). Run by node (`node safe-scp.mjs`), the line is an
+// unused string and a comment.
 // The safe-scp bin: runs the bundle beside it (safe-scp.cjs) with the V8 code cache made at build time
 // (safe-scp.cjs.cache, scripts/code-cache.mjs), so the functions a run needs start as ready bytecode instead of
 // being parsed and compiled on first call: about 70 ms of each run on a 2-core runner (README, Performance).

@@ -322,7 +322,7 @@ function remote(env: Env, p: string): string {
 }
 
 function safeScp(env: Env, args: string[]): Invocation {
-  return { file: process.execPath, args: [CLI, '-P', String(env.sshd.port), '--host-interval', '0', '--state-dir', env.stateDir, ...args], env: env.safeEnv };
+  return { file: CLI, args: ['-P', String(env.sshd.port), '--host-interval', '0', '--state-dir', env.stateDir, ...args], env: env.safeEnv };
 }
 
 function scp(env: Env, extra: string[], args: string[]): Invocation {
@@ -518,6 +518,8 @@ async function main(): Promise<number> {
       if (!k.startsWith('SAFE_SCP_') && !k.startsWith('SSH_') && k !== 'GITLAB_CI' && k !== 'NODE_OPTIONS') clean[k] = v;
     }
     clean['HOME'] = home;
+    // safe-scp runs as a user's shell runs it: the bin as a program, which starts the `node` on PATH (this one).
+    clean['PATH'] = [path.dirname(process.execPath), process.env['PATH'] ?? ''].join(path.delimiter);
     const env: Env = {
       sshd,
       data,
@@ -600,11 +602,11 @@ async function main(): Promise<number> {
       const nodeRuns: Sample[] = [];
       const safeRuns: Sample[] = [];
       await run(process.execPath, ['-e', ''], { env: env.plainEnv, timeoutMs: 30_000 });
-      await run(process.execPath, [CLI, '--version'], { env: env.safeEnv, timeoutMs: 30_000 });
+      await run(CLI, ['--version'], { env: env.safeEnv, timeoutMs: 30_000 });
       for (let i = 0; i < s.startupRuns; i++) {
         if (interrupted) throw new Error('interrupted');
         const a = await run(process.execPath, ['-e', ''], { env: env.plainEnv, timeoutMs: 30_000 });
-        const b = await run(process.execPath, [CLI, '--version'], { env: env.safeEnv, timeoutMs: 30_000 });
+        const b = await run(CLI, ['--version'], { env: env.safeEnv, timeoutMs: 30_000 });
         if (b.code !== 0 || !/^safe-scp \d/.test(b.output)) throw new Error(`safe-scp --version failed: ${b.output}`);
         nodeRuns.push(a);
         safeRuns.push(b);
@@ -653,6 +655,7 @@ async function main(): Promise<number> {
         'CPU = user+sys of the client process tree; machine CPU = all busy CPU during the run (client + sshd); ' +
         'steal = CPU time the hypervisor gave to other guests during the run (the run was slowed by it). ' +
         `Code cache of the bin: ${codeCache}. ` +
+        (process.env['NODE_EXTRA_CA_CERTS'] ? 'NODE_EXTRA_CA_CERTS is set here: bare node loads it at every start, the safe-scp bin drops it (no TLS). ' : '') +
         `Data and targets on ${fileSystemOf(data.work)} (${path.dirname(data.work)}). ` +
         (data.freshGroups ? 'Target directories start in fresh ext4 block groups (chattr +T). ' : '') +
         `Load average (1 min) before/after: ${load.before}/${load.after}.`,
@@ -674,7 +677,7 @@ async function main(): Promise<number> {
     if (startup) {
       lines.push(
         `| start-up | \`node -e ''\` | ${f3(startup.node.medianS)} | ${f3(startup.node.minS)} | ${f3(startup.node.maxS)} | - | - | ${f0(startup.node.peakRssMB)} | ${f2(startup.node.cpuS)} | - | - |`,
-        `| start-up | \`safe-scp --version\` | ${f3(startup.safeScp.medianS)} | ${f3(startup.safeScp.minS)} | ${f3(startup.safeScp.maxS)} | - | +${f0(startup.overheadMs)} ms | ${f0(startup.safeScp.peakRssMB)} | ${f2(startup.safeScp.cpuS)} | - | - |`,
+        `| start-up | \`safe-scp --version\` | ${f3(startup.safeScp.medianS)} | ${f3(startup.safeScp.minS)} | ${f3(startup.safeScp.maxS)} | - | ${startup.overheadMs >= 0 ? '+' : ''}${f0(startup.overheadMs)} ms | ${f0(startup.safeScp.peakRssMB)} | ${f2(startup.safeScp.cpuS)} | - | - |`,
       );
     }
     lines.push('', '| acceptance | target | measured | |', '|---|---|---:|---|');
@@ -686,6 +689,7 @@ async function main(): Promise<number> {
       machine: info,
       sshCryptoBinding: binding,
       codeCache,
+      nodeExtraCaCerts: Boolean(process.env['NODE_EXTRA_CA_CERTS']),
       targetsInFreshBlockGroups: data.freshGroups,
       fileSystem: fileSystemOf(data.work),
       loadAverage: load,
