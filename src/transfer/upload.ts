@@ -36,8 +36,15 @@ export const UPLOAD_DEFAULTS: UploadOptions = { preserve: false, chunkSize: 256 
 interface Job {
   readonly item: LocalItem;
   readonly remote: string;
-  /** Mode to give a replaced file when -p is not set (scp keeps the existing file's mode). */
-  readonly existingMode: number | undefined;
+  /** The remote directory the file lands in (normalized), and its temporary name there. */
+  readonly parent: string;
+  readonly temp: string;
+}
+
+/** A job's paths, worked out once when the job list is made rather than in every file's hot path. */
+function job(item: LocalItem, remote: string): Job {
+  const parent = path.dirname(path.normalize(remote));
+  return { item, remote, parent, temp: path.join(path.dirname(remote), tempName(path.basename(remote))) };
 }
 
 function remoteJoin(base: string, rel: string): string {
@@ -99,7 +106,7 @@ export async function upload(
       const remote = remoteJoin(base, item.rel);
       if (item.type === 'dir') continue;
       if (state.done.has(remote)) continue;
-      jobs.push({ item, remote, existingMode: undefined });
+      jobs.push(job(item, remote));
     }
     // Parents before children; siblings at one depth in parallel.
     const dirs = source.items.filter((it) => it.type === 'dir');
@@ -116,7 +123,7 @@ export async function upload(
     }
   }
   const buffers = new BufferPool(Math.max(1024, Math.min(options.chunkSize, rfs.maxWriteLength)), 2 * Math.max(1, options.requestsInFlight));
-  await pool(jobs, filesInFlight, (job) => uploadFile(rfs, job, options, state, buffers, created.has(path.dirname(path.normalize(job.remote))), prefetch));
+  await pool(jobs, filesInFlight, (j) => uploadFile(rfs, j, options, state, buffers, created.has(j.parent), prefetch));
   if (options.preserve) {
     for (const [i, source] of sources.entries()) {
       for (const d of source.items.filter((it) => it.type === 'dir').reverse()) {
@@ -144,8 +151,7 @@ async function uploadFile(
   prefetch: Prefetch | undefined,
 ): Promise<void> {
   const started = Date.now();
-  const { item, remote } = job;
-  const temp = path.join(path.dirname(remote), tempName(path.basename(remote)));
+  const { item, remote, temp } = job;
   const existing = options.preserve || newParent ? undefined : await rfs.statOrUndefined(remote);
   if (existing && isDir(existing)) {
     throw new SafeScpError('remote-failure', `remote ${remote} is a directory; cannot replace it with a file`, { phase: 'transfer', remotePath: remote });
