@@ -56,8 +56,8 @@ interface Prepared {
   identities: Identity[];
   agent: string | undefined;
   pins: HostKeyPins;
-  /** The walked upload sources, still being read while the first connection is made. */
-  localSources: Promise<LocalSource[]>;
+  /** The walked upload sources: the walk starts on the first call, which copyToHost makes once the first connection is under way. */
+  localSources: () => Promise<LocalSource[]>;
   prefetch: Prefetch;
 }
 
@@ -70,18 +70,24 @@ async function prepare(config: ResolvedConfig, deps: CopyDeps): Promise<Prepared
   const { pins, warnings } = await loadPins({ knownHostsFiles: config.knownHostsFiles, fingerprints: config.hostKeyFingerprints, env: deps.env });
   for (const w of warnings) deps.emit({ kind: 'debug', message: w });
   // A bad operand fails here, before any connection; the directory walks then run while the connection is made
-  // (a 2000-file tree takes ~50-100 ms to stat, about what the handshake takes).
+  // (a 2000-file tree takes ~50-100 ms to stat, about what the handshake takes), started once the connection is
+  // under way so that they do not hold up its start.
   const checked = config.direction === 'upload' ? config.sources.map((source) => checkLocalSource(source, config.recursive)) : [];
-  const localSources = (async (): Promise<LocalSource[]> => {
-    const sources: LocalSource[] = [];
-    for (const c of checked) sources.push(await c.scan(deps.emit));
-    return sources;
-  })();
-  // Awaited by whoever needs it; a failure is reported there (as the attempt's error), not as unhandled.
-  localSources.catch(() => undefined);
-  // Small files are read while the connection is made (prefetch.ts); the upload reads any it did not get to.
   const prefetch = new Prefetch();
-  if (!config.dryRun) localSources.then((sources) => prefetch.run(sources)).catch(() => undefined);
+  let walked: Promise<LocalSource[]> | undefined;
+  const localSources = (): Promise<LocalSource[]> => {
+    if (walked) return walked;
+    walked = (async (): Promise<LocalSource[]> => {
+      const sources: LocalSource[] = [];
+      for (const c of checked) sources.push(await c.scan(deps.emit));
+      return sources;
+    })();
+    // Awaited by whoever needs it; a failure is reported there (as the attempt's error), not as unhandled.
+    walked.catch(() => undefined);
+    // Small files are read while the connection is made (prefetch.ts); the upload reads any it did not get to.
+    if (!config.dryRun) walked.then((sources) => prefetch.run(sources)).catch(() => undefined);
+    return walked;
+  };
   return { identities, agent, pins, localSources, prefetch };
 }
 
@@ -114,7 +120,7 @@ export async function copy(config: ResolvedConfig, deps: CopyDeps): Promise<Copy
 
   if (config.dryRun) {
     try {
-      emitPlan(config, await prepared.localSources, deps.emit);
+      emitPlan(config, await prepared.localSources(), deps.emit);
     } catch (err: unknown) {
       return finish([], isSafeScpError(err) ? err : classifyLocalError(err, 'prepare', config.sources.join(' ')));
     }
@@ -219,7 +225,11 @@ async function copyToHost(
       if (slot.waitedMs >= 50) deps.emit({ kind: 'throttle-wait', host: hop.host, port: hop.port, waitedMs: slot.waitedMs });
       if (n > 0) deps.emit({ kind: 'connect', host: hop.host, port: hop.port, attempt: n });
       try {
-        return await connect(() => void slot.release());
+        const connecting = connect(() => void slot.release());
+        // The local walk starts once the socket is being opened (connect() gets there after a microtask) and
+        // overlaps the server's start-up and the handshake.
+        setImmediate(() => void prepared.localSources());
+        return await connecting;
       } finally {
         await slot.release();
       }
@@ -426,7 +436,7 @@ async function transferWithWatchdog(session: Session, tunnels: readonly Tunnel[]
     const options = { ...UPLOAD_DEFAULTS, preserve: config.preserve };
     const work =
       config.direction === 'upload'
-        ? prepared.localSources.then((sources) => upload(session.fs, sources, config.target, options, state, prepared.prefetch))
+        ? prepared.localSources().then((sources) => upload(session.fs, sources, config.target, options, state, prepared.prefetch))
         : download(session.fs, config.sources, config.target, { ...options, recursive: config.recursive }, state);
     await Promise.race([work, session.lost, ...tunnels.map((t) => t.lost)]);
     const writes = session.fs.directWriteCounts;
