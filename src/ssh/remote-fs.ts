@@ -123,6 +123,52 @@ export class RemoteFs {
     return this.call('write', path, (cb) => this.sftp.write(handle, data, 0, data.length, position, (err) => cb(err)));
   }
 
+  /**
+   * A whole small file: opens `path` exclusively, then sends its one WRITE, the attributes (when given), an FSTAT
+   * and the CLOSE back to back (a server handles one handle's requests in order). Resolves with the FSTAT, taken
+   * after the write and before the close; rejects with the first failure in that order, the handle closed either
+   * way once the open succeeded. One promise and ssh2's callbacks for the lot: per request, a promise of its own
+   * cost more client CPU than the request (a 2000-file tree is 10,000 requests).
+   */
+  putSmall(path: string, data: Buffer, mode: number, attrs: SetAttributes | undefined): Promise<RemoteStats> {
+    return this.call<RemoteStats>('open', path, (done) =>
+      this.sftp.open(path, 'wx', { mode } as Attributes, (err, handle) => {
+        if (err) {
+          done(err);
+          return;
+        }
+        this.lastActivity = Date.now();
+        const failures: Array<SafeScpError | undefined> = [];
+        let stats: RemoteStats | undefined;
+        let left = 0;
+        const step = (i: number, op: string) => {
+          left++;
+          return (stepErr: Error | null | undefined, value?: RemoteStats): void => {
+            this.lastActivity = Date.now();
+            if (stepErr) failures[i] = classifySftpError(stepErr, op, path);
+            else if (value !== undefined) stats = value;
+            if (--left > 0) return;
+            const failure = failures.find((f) => f !== undefined);
+            done(failure ?? null, stats);
+          };
+        };
+        const wrote = data.length > 0 ? step(0, 'write') : undefined;
+        const setAttrs = attrs ? step(1, 'setstat') : undefined;
+        const stat = step(2, 'fstat');
+        const closed = step(3, 'close');
+        try {
+          if (wrote) this.sftp.write(handle, data, 0, data.length, 0, (e) => wrote(e));
+          if (setAttrs) this.sftp.fsetstat(handle, attrs as Attributes, (e) => setAttrs(e));
+          this.sftp.fstat(handle, stat);
+          this.sftp.close(handle, (e) => closed(e));
+        } catch (thrown: unknown) {
+          // ssh2 throws only on arguments it rejects; the answers still to come are ignored.
+          done(thrown instanceof Error ? thrown : new Error(String(thrown)));
+        }
+      }),
+    );
+  }
+
   /** Whether writeFromFile reads straight into prepared packets (direct-write.ts). */
   get writesFromFiles(): boolean {
     return this.direct !== undefined;

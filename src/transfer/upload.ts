@@ -171,18 +171,28 @@ async function uploadFile(
   state.temps.add(temp);
   let handle: Buffer | undefined;
   try {
-    handle = await rfs.open(temp, 'wx', mode);
-    // The last writes, the attributes (-p), the size check and the close go out back to back: a server
-    // handles the requests on one file in order, so the small-file cost is open, one batch, rename.
-    const open = handle;
-    const written = await sendWrites(rfs, open, temp, local, item.size, options, state, buffers);
-    const attrs = options.preserve ? rfs.fsetstat(open, { mode, atime: item.atimeMs / 1000, mtime: item.mtimeMs / 1000 }, temp) : undefined;
-    const stat = rfs.fstat(open, temp);
-    handle = undefined;
-    const closed = rfs.close(open, temp);
-    const [w, a, s, c] = await Promise.allSettled([written, attrs, stat, closed]);
-    for (const r of [w, a, s, c]) if (r.status === 'rejected') throw r.reason;
-    const st = (s as PromiseFulfilledResult<RemoteStats>).value;
+    let st: RemoteStats;
+    if (local.data && item.size <= buffers.size) {
+      // One write: open, then write + attributes + fstat + close in one go (RemoteFs.putSmall).
+      state.checkAborted();
+      await state.limiter.take(item.size);
+      const attrs = options.preserve ? { mode, atime: item.atimeMs / 1000, mtime: item.mtimeMs / 1000 } : undefined;
+      st = await rfs.putSmall(temp, local.data, mode, attrs);
+      state.progress(item.size);
+    } else {
+      handle = await rfs.open(temp, 'wx', mode);
+      // The last writes, the attributes (-p), the size check and the close go out back to back: a server
+      // handles the requests on one file in order, so the cost after the open is one batch, then the rename.
+      const open = handle;
+      const written = await sendWrites(rfs, open, temp, local, item.size, options, state, buffers);
+      const attrs = options.preserve ? rfs.fsetstat(open, { mode, atime: item.atimeMs / 1000, mtime: item.mtimeMs / 1000 }, temp) : undefined;
+      const stat = rfs.fstat(open, temp);
+      handle = undefined;
+      const closed = rfs.close(open, temp);
+      const [w, a, s, c] = await Promise.allSettled([written, attrs, stat, closed]);
+      for (const r of [w, a, s, c]) if (r.status === 'rejected') throw r.reason;
+      st = (s as PromiseFulfilledResult<RemoteStats>).value;
+    }
     if (st.size !== item.size) {
       throw new SafeScpError('verify-failed', `size check failed for ${remote}: wrote ${item.size} bytes, server has ${st.size}`, { phase: 'verify', remotePath: remote });
     }

@@ -1,4 +1,4 @@
-// RemoteFs limits: files kept open at once follow what the server says it allows.
+// RemoteFs: the limits it takes from the server, and the one-promise small-file put.
 import type { SFTPWrapper } from 'ssh2';
 import { RemoteFs } from '../../../src/ssh/remote-fs.js';
 
@@ -21,5 +21,63 @@ describe('RemoteFs.filesInFlight', () => {
   test('write and read lengths come from limits@openssh.com, 32 KiB without it', () => {
     expect(fsWith({ _maxWriteLen: 261120, _maxReadLen: 261120 }).maxWriteLength).toBe(261120);
     expect(fsWith({}).maxReadLength).toBe(32768);
+  });
+});
+
+describe('RemoteFs.putSmall', () => {
+  type Cb = (err?: Error | null, value?: unknown) => void;
+  /** An SFTP stand-in that records each request and answers it from `answers` (op -> error or value). */
+  const fakeSftp = (answers: Record<string, Error | unknown> = {}) => {
+    const sent: string[] = [];
+    const answer = (op: string, cb: Cb, fallback?: unknown): void => {
+      sent.push(op);
+      const a = answers[op];
+      setImmediate(() => (a instanceof Error ? cb(a) : cb(null, a ?? fallback)));
+    };
+    const sftp = {
+      open: (_p: string, flags: string, attrs: { mode: number }, cb: Cb) => answer(`open ${flags} ${attrs.mode.toString(8)}`, cb, Buffer.from('h1')),
+      write: (_h: Buffer, data: Buffer, _o: number, len: number, pos: number, cb: Cb) => answer(`write ${len}@${pos} ${data.subarray(0, len).toString()}`, cb),
+      fsetstat: (_h: Buffer, attrs: { mode: number }, cb: Cb) => answer(`fsetstat ${attrs.mode.toString(8)}`, cb),
+      fstat: (_h: Buffer, cb: Cb) => answer('fstat', cb, { size: 5, mode: 0o100644 }),
+      close: (_h: Buffer, cb: Cb) => answer('close', cb),
+    };
+    return { sent, rfs: new RemoteFs(sftp as unknown as SFTPWrapper, never) };
+  };
+  const sftpError = (code: number, message: string): Error => Object.assign(new Error(message), { code });
+
+  test('opens, then sends write, fstat and close back to back, and answers the fstat', async () => {
+    const { sent, rfs } = fakeSftp();
+    await expect(rfs.putSmall('/d/.f.part', Buffer.from('hello'), 0o644, undefined)).resolves.toMatchObject({ size: 5 });
+    expect(sent).toEqual(['open wx 644', 'write 5@0 hello', 'fstat', 'close']);
+    expect(rfs.pending).toBe(0);
+  });
+
+  test('-p attributes go between the write and the fstat; an empty file sends no write', async () => {
+    const { sent, rfs } = fakeSftp();
+    await rfs.putSmall('/d/.f.part', Buffer.alloc(0), 0o600, { mode: 0o600, mtime: 1 });
+    expect(sent).toEqual(['open wx 600', 'fsetstat 600', 'fstat', 'close']);
+  });
+
+  test('a failed write rejects with the write, classified, and the handle is still closed', async () => {
+    const { sent, rfs } = fakeSftp({ 'write 5@0 hello': sftpError(4, 'Failure: No space left on device') });
+    await expect(rfs.putSmall('/d/.f.part', Buffer.from('hello'), 0o644, undefined)).rejects.toMatchObject({ code: 'remote-disk-full' });
+    expect(sent).toContain('close');
+  });
+
+  test('a refused open rejects as the open and sends nothing else', async () => {
+    const { sent, rfs } = fakeSftp({ 'open wx 644': sftpError(3, 'Permission denied') });
+    await expect(rfs.putSmall('/d/.f.part', Buffer.from('hello'), 0o644, undefined)).rejects.toMatchObject({ code: 'remote-permission-denied' });
+    expect(sent).toEqual(['open wx 644']);
+  });
+
+  test('a lost connection rejects a put whose answers never come', async () => {
+    let lose: (err: unknown) => void = () => undefined;
+    const lost = new Promise<never>((_, reject) => (lose = reject));
+    const silent = { open: () => undefined } as unknown as SFTPWrapper;
+    const rfs = new RemoteFs(silent, lost);
+    const put = rfs.putSmall('/d/.f.part', Buffer.from('x'), 0o644, undefined);
+    lose(new Error('connection lost'));
+    await expect(put).rejects.toThrow('connection lost');
+    expect(rfs.pending).toBe(0);
   });
 });
