@@ -251,10 +251,12 @@ export class RemoteFs {
   }
 
   /** Renames over an existing target: atomically where the server offers posix-rename. */
-  async replace(from: string, to: string): Promise<void> {
-    if (this.hasPosixRename) {
-      return this.call('rename', to, (cb) => this.sftp.ext_openssh_rename(from, to, (err) => cb(err)));
-    }
+  replace(from: string, to: string): Promise<void> {
+    if (this.hasPosixRename) return this.call('rename', to, (cb) => this.sftp.ext_openssh_rename(from, to, (err) => cb(err)));
+    return this.replaceWithoutPosixRename(from, to);
+  }
+
+  private async replaceWithoutPosixRename(from: string, to: string): Promise<void> {
     // Plain SFTPv3 rename refuses an existing target: remove it first (not atomic, but never truncated).
     try {
       await this.call('rename', to, (cb) => this.sftp.rename(from, to, (err) => cb(err)));

@@ -5,6 +5,11 @@ export class BandwidthLimiter {
 
   constructor(private readonly bytesPerSecond: number) {}
 
+  /** Whether take() can ever wait (callers skip it otherwise: an await costs a turn of the microtask queue). */
+  get active(): boolean {
+    return this.bytesPerSecond > 0;
+  }
+
   async take(bytes: number): Promise<void> {
     if (this.bytesPerSecond <= 0) return;
     this.sent += bytes;

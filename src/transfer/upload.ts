@@ -175,7 +175,7 @@ async function uploadFile(
     if (local.data && item.size <= buffers.size) {
       // One write: open, then write + attributes + fstat + close in one go (RemoteFs.putSmall).
       state.checkAborted();
-      await state.limiter.take(item.size);
+      if (state.limiter.active) await state.limiter.take(item.size);
       const attrs = options.preserve ? { mode, atime: item.atimeMs / 1000, mtime: item.mtimeMs / 1000 } : undefined;
       st = await rfs.putSmall(temp, local.data, mode, attrs);
       state.progress(item.size);
@@ -208,7 +208,7 @@ async function uploadFile(
     );
     throw err;
   } finally {
-    await local.file?.close();
+    if (local.file) await local.file.close();
   }
   state.done.set(remote, { source: item.path, target: remote, bytes: item.size, verified: true });
   state.emit({ kind: 'file-done', source: item.path, target: remote, bytes: item.size, skipped: false, durationMs: Date.now() - started });
@@ -310,7 +310,7 @@ async function sendWrites(
     } else {
       data = local.data.subarray(position, position + length);
     }
-    await state.limiter.take(length);
+    if (state.limiter.active) await state.limiter.take(length);
     inFlight++;
     let request: Promise<void>;
     if (data === undefined) {
