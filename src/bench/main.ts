@@ -14,11 +14,9 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { Module } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import vm from 'node:vm';
 import { startSshd, type Sshd } from '../harness/sshd.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -456,14 +454,11 @@ function machine(): Record<string, string | number> {
   };
 }
 
-/** Whether this Node accepts the bin's V8 code cache (scripts/bin.mjs): a rejected one costs every run ~70 ms. */
-function codeCacheState(): 'accepted' | 'rejected' | 'missing' {
-  const bundle = path.join(ROOT, 'dist', 'safe-scp.cjs');
-  const cache = `${bundle}.cache`;
-  if (!fs.existsSync(cache) || !fs.existsSync(bundle)) return 'missing';
-  const source = fs.readFileSync(bundle, 'utf8').replace(/^#!.*/, '');
-  const script = new vm.Script(Module.wrap(source), { filename: bundle, cachedData: fs.readFileSync(cache) });
-  return script.cachedDataRejected ? 'rejected' : 'accepted';
+/** Whether the bin, run by this Node, takes its V8 code cache (scripts/bin.mjs): a rejected one costs every run ~70 ms. */
+async function codeCacheState(env: NodeJS.ProcessEnv): Promise<'accepted' | 'rejected' | 'missing' | 'unknown'> {
+  const res = await run(CLI, ['--version'], { env: { ...env, SAFESCP_CODE_CACHE_CHECK: '1' }, timeoutMs: 30_000 });
+  const state = /code cache: (accepted|rejected|missing)/.exec(res.output)?.[1];
+  return state === 'accepted' || state === 'rejected' || state === 'missing' ? state : 'unknown';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -644,7 +639,7 @@ async function main(): Promise<number> {
     ].map((a) => ({ criterion: a.criterion, target: a.target, value: a.value, pass: Number.isFinite(a.value) ? a.ok(a.value) : null }));
 
     const info = machine();
-    const codeCache = codeCacheState();
+    const codeCache = await codeCacheState(env.safeEnv);
     const load = { before: Number(loadBefore.toFixed(2)), after: Number((os.loadavg()[0] ?? 0).toFixed(2)) };
     const lines: string[] = [];
     lines.push(
