@@ -87,7 +87,8 @@ async function walk(operand: string, abs: string, name: string, st: fs.Stats, em
     }
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const entry of entries) {
-      const childAbs = path.join(dir.abs, entry.name);
+      // dir.abs is absolute and normalized (path.resolve): path.join's normalizing pass per entry is not needed.
+      const childAbs = dir.abs === '/' ? `/${entry.name}` : `${dir.abs}/${entry.name}`;
       const childRel = dir.rel ? `${dir.rel}/${entry.name}` : entry.name;
       let childStat: fs.Stats;
       if (entry.isSymbolicLink()) {

@@ -43,13 +43,32 @@ interface Job {
 
 /** A job's paths, worked out once when the job list is made rather than in every file's hot path. */
 function job(item: LocalItem, remote: string): Job {
-  const parent = path.dirname(path.normalize(remote));
-  return { item, remote, parent, temp: path.join(path.dirname(remote), tempName(path.basename(remote))) };
+  if (item.rel === '') {
+    // A single file named by the target itself: the path as given.
+    return { item, remote, parent: path.dirname(path.normalize(remote)), temp: path.join(path.dirname(remote), tempName(path.basename(remote))) };
+  }
+  // remoteJoin's result is normalized already: plain string work (path.join per file was ~20 µs each in the
+  // baseline tiers, ~40 ms of a 2000-file tree before its first request).
+  const slash = remote.lastIndexOf('/');
+  const parent = slash < 0 ? '.' : slash === 0 ? '/' : remote.slice(0, slash);
+  return { item, remote, parent, temp: remote.slice(0, slash + 1) + tempName(remote.slice(slash + 1)) };
 }
 
-function remoteJoin(base: string, rel: string): string {
+/** A destination normalized once, so that remoteJoin can append to it (no trailing slash but for the root). */
+function normalizeBase(base: string): string {
+  const p = path.normalize(base);
+  return p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p;
+}
+
+/**
+ * path.join(base, rel) for a `base` from normalizeBase and a `rel` from the local walk (names joined by '/',
+ * never '', '.' or '..'), without normalizing the whole path again for every file. An empty `rel` is `base`
+ * as given (the source is the target itself).
+ */
+function remoteJoin(base: string, normalizedBase: string, rel: string): string {
   if (!rel) return base;
-  return base === '' ? rel : path.join(base, rel);
+  if (normalizedBase === '.') return rel;
+  return normalizedBase === '/' ? `/${rel}` : `${normalizedBase}/${rel}`;
 }
 
 /** Where each source lands, following scp: into TARGET/<name> when TARGET is a directory. */
@@ -102,8 +121,9 @@ export async function upload(
   const jobs: Job[] = [];
   for (const [i, source] of sources.entries()) {
     const base = dests[i] as string;
+    const normalizedBase = normalizeBase(base);
     for (const item of source.items) {
-      const remote = remoteJoin(base, item.rel);
+      const remote = remoteJoin(base, normalizedBase, item.rel);
       if (item.type === 'dir') continue;
       if (state.done.has(remote)) continue;
       jobs.push(job(item, remote));
@@ -113,12 +133,14 @@ export async function upload(
     const depths = new Map<number, LocalItem[]>();
     for (const d of dirs) {
       const depth = d.rel === '' ? 0 : d.rel.split('/').length;
-      depths.set(depth, [...(depths.get(depth) ?? []), d]);
+      const list = depths.get(depth);
+      if (list) list.push(d);
+      else depths.set(depth, [d]);
     }
     for (const depth of [...depths.keys()].sort((a, b) => a - b)) {
       await pool(depths.get(depth) ?? [], filesInFlight, async (d) => {
-        const dir = remoteJoin(base, d.rel);
-        if (await ensureDir(rfs, dir, options.preserve ? d.mode & 0o7777 : 0o755)) created.add(path.normalize(dir));
+        const dir = remoteJoin(base, normalizedBase, d.rel);
+        if (await ensureDir(rfs, dir, options.preserve ? d.mode & 0o7777 : 0o755)) created.add(d.rel === '' ? normalizedBase : dir);
       });
     }
   }
@@ -127,7 +149,8 @@ export async function upload(
   if (options.preserve) {
     for (const [i, source] of sources.entries()) {
       for (const d of source.items.filter((it) => it.type === 'dir').reverse()) {
-        await rfs.setstat(remoteJoin(dests[i] as string, d.rel), { mode: d.mode, atime: d.atimeMs / 1000, mtime: d.mtimeMs / 1000 });
+        const base = dests[i] as string;
+        await rfs.setstat(remoteJoin(base, normalizeBase(base), d.rel), { mode: d.mode, atime: d.atimeMs / 1000, mtime: d.mtimeMs / 1000 });
       }
     }
   }
