@@ -47,28 +47,22 @@ function job(item: LocalItem, remote: string): Job {
     // A single file named by the target itself: the path as given.
     return { item, remote, parent: path.dirname(path.normalize(remote)), temp: path.join(path.dirname(remote), tempName(path.basename(remote))) };
   }
-  // remoteJoin's result is normalized already: plain string work (path.join per file was ~20 µs each in the
+  // destination().path gave a normalized path: plain string work (path.join per file was ~20 µs each in the
   // baseline tiers, ~40 ms of a 2000-file tree before its first request).
   const slash = remote.lastIndexOf('/');
   const parent = slash < 0 ? '.' : slash === 0 ? '/' : remote.slice(0, slash);
   return { item, remote, parent, temp: remote.slice(0, slash + 1) + tempName(remote.slice(slash + 1)) };
 }
 
-/** A destination normalized once, so that remoteJoin can append to it (no trailing slash but for the root). */
-function normalizeBase(base: string): string {
-  const p = path.normalize(base);
-  return p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p;
-}
-
 /**
- * path.join(base, rel) for a `base` from normalizeBase and a `rel` from the local walk (names joined by '/',
- * never '', '.' or '..'), without normalizing the whole path again for every file. An empty `rel` is `base`
- * as given (the source is the target itself).
+ * Where one source's items land: `path(rel)` is path.join(base, rel) for a `rel` from the local walk (names
+ * joined by '/', never '.' or '..'), with `base` normalized once (`dir`) instead of the whole path again for
+ * every file. An empty `rel` is `base` as given (the source is the target itself).
  */
-function remoteJoin(base: string, normalizedBase: string, rel: string): string {
-  if (!rel) return base;
-  if (normalizedBase === '.') return rel;
-  return normalizedBase === '/' ? `/${rel}` : `${normalizedBase}/${rel}`;
+function destination(base: string): { readonly dir: string; path(rel: string): string } {
+  const normalized = path.normalize(base);
+  const dir = normalized.length > 1 && normalized.endsWith('/') ? normalized.slice(0, -1) : normalized;
+  return { dir, path: (rel) => (!rel ? base : dir === '.' ? rel : dir === '/' ? `/${rel}` : `${dir}/${rel}`) };
 }
 
 /** Where each source lands, following scp: into TARGET/<name> when TARGET is a directory. */
@@ -120,10 +114,9 @@ export async function upload(
   const filesInFlight = rfs.filesInFlight(options.filesInFlight);
   const jobs: Job[] = [];
   for (const [i, source] of sources.entries()) {
-    const base = dests[i] as string;
-    const normalizedBase = normalizeBase(base);
+    const dest = destination(dests[i] as string);
     for (const item of source.items) {
-      const remote = remoteJoin(base, normalizedBase, item.rel);
+      const remote = dest.path(item.rel);
       if (item.type === 'dir') continue;
       if (state.done.has(remote)) continue;
       jobs.push(job(item, remote));
@@ -139,8 +132,8 @@ export async function upload(
     }
     for (const depth of [...depths.keys()].sort((a, b) => a - b)) {
       await pool(depths.get(depth) ?? [], filesInFlight, async (d) => {
-        const dir = remoteJoin(base, normalizedBase, d.rel);
-        if (await ensureDir(rfs, dir, options.preserve ? d.mode & 0o7777 : 0o755)) created.add(d.rel === '' ? normalizedBase : dir);
+        const dir = dest.path(d.rel);
+        if (await ensureDir(rfs, dir, options.preserve ? d.mode & 0o7777 : 0o755)) created.add(d.rel === '' ? dest.dir : dir);
       });
     }
   }
@@ -148,9 +141,9 @@ export async function upload(
   await pool(jobs, filesInFlight, (j) => uploadFile(rfs, j, options, state, buffers, created.has(j.parent), prefetch));
   if (options.preserve) {
     for (const [i, source] of sources.entries()) {
+      const dest = destination(dests[i] as string);
       for (const d of source.items.filter((it) => it.type === 'dir').reverse()) {
-        const base = dests[i] as string;
-        await rfs.setstat(remoteJoin(base, normalizeBase(base), d.rel), { mode: d.mode, atime: d.atimeMs / 1000, mtime: d.mtimeMs / 1000 });
+        await rfs.setstat(dest.path(d.rel), { mode: d.mode, atime: d.atimeMs / 1000, mtime: d.mtimeMs / 1000 });
       }
     }
   }
