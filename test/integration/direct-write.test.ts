@@ -5,11 +5,13 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startSshd, type Sshd } from '../../src/harness/sshd.js';
+import { UPLOAD_DEFAULTS } from '../../src/transfer/upload.js';
 import { runCli, sshdEnv, tempDir } from './helpers/cli.js';
 
 const MAX_WRITE = 261120; // OpenSSH's advertised write limit
-// Below/at/above the small-file threshold, one write, one byte over, many writes with a short tail.
-const SIZES = [64 * 1024 + 1, MAX_WRITE, MAX_WRITE + 1, 3 * 1024 * 1024 + 7];
+const CHUNK = UPLOAD_DEFAULTS.chunkSize; // the size safe-scp writes (below MAX_WRITE)
+// Above the small-file threshold, one write, one byte over, the server's limit and over, many writes with a tail.
+const SIZES = [64 * 1024 + 1, CHUNK, CHUNK + 1, MAX_WRITE, MAX_WRITE + 1, 3 * 1024 * 1024 + 7];
 
 const sha = (file: string): string => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
