@@ -59,6 +59,24 @@ export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `safe-scp-${prefix}-`));
 }
 
+/**
+ * A fresh directory that sshd accepts under ChrootDirectory: sshd refuses a root unless root owns it and every
+ * directory above it and neither group nor others can write them, so the usual /tmp (1777) will not do. It goes
+ * under the first of os.tmpdir(), /run and /var/lib whose whole chain qualifies.
+ */
+export function chrootableDir(prefix: string): string {
+  const qualifies = (dir: string): boolean => {
+    for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+      const st = fs.statSync(d, { throwIfNoEntry: false });
+      if (!st || st.uid !== 0 || (st.mode & 0o022) !== 0) return false;
+      if (d === path.dirname(d)) return true;
+    }
+  };
+  const base = [os.tmpdir(), '/run', '/var/lib'].find(qualifies);
+  if (!base) throw new Error(`no directory for sshd's ChrootDirectory: none of ${os.tmpdir()}, /run, /var/lib is root-owned and unwritable by group and others all the way up`);
+  return fs.mkdtempSync(path.join(base, `safe-scp-${prefix}-`));
+}
+
 /** 200 directories (10 top-level, 19 below each) holding 10 files of `size` random bytes: 2000 files. */
 export function makeTree(root: string, size = 4096): { dirs: number; files: number } {
   let dirs = 0;
