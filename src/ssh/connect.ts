@@ -245,10 +245,10 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
       trace.phase = 'banner';
     } else {
       trace.phase = 'dns';
-      const address = await Promise.race([resolveAddress(target.host, trace), timeout, abort]);
+      const address = await Promise.race([resolveAddress(target.host, trace), timeout, abort.promise]);
       trace.address = address;
       trace.phase = 'tcp';
-      const tcp = await Promise.race([tcpConnect(address, target.port, trace), timeout, abort]);
+      const tcp = await Promise.race([tcpConnect(address, target.port, trace), timeout, abort.promise]);
       // ssh2 leaves Nagle on; request/response SFTP calls then wait on delayed ACKs (faults-and-perf.md 3).
       tcp.setNoDelay(true);
       coalesceWrites(tcp);
@@ -257,6 +257,7 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
     }
   } catch (err: unknown) {
     clearTimeout(timer);
+    abort.release();
     (options.sock ?? undefined)?.destroy();
     throw classifyConnectFailure(trace, err);
   }
@@ -290,7 +291,7 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
       sock.destroy();
     };
     timeout.catch((err: unknown) => fail(err));
-    abort.catch((err: unknown) => fail(err));
+    abort.promise.catch((err: unknown) => fail(err));
 
     client.on('error', (err: Error & { level?: string }) => {
       lastError ??= err;
@@ -380,7 +381,7 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
       fail(err);
     }
   });
-  return session;
+  return session.finally(abort.release);
 }
 
 /** Decides on the offered key; the decision is kept in the trace so the error names it exactly. */
@@ -409,13 +410,19 @@ async function verifyHostKey(options: ConnectOptions, trace: ConnectTrace, blob:
   return false;
 }
 
-function abortPromise(signal: AbortSignal | undefined): Promise<never> {
-  const p = new Promise<never>((_, reject) => {
+/**
+ * Rejects once `signal` aborts. `release` drops the listener when the caller is past needing it: the run's signal
+ * outlives every connection (all hosts of a fan-out, every retry), so listeners left behind pile up on it.
+ */
+function abortPromise(signal: AbortSignal | undefined): { promise: Promise<never>; release: () => void } {
+  let release = (): void => undefined;
+  const promise = new Promise<never>((_, reject) => {
     if (!signal) return;
     const onAbort = (): void => reject(new SafeScpError('interrupted', 'interrupted', { phase: 'run', cause: signal.reason }));
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    release = () => signal.removeEventListener('abort', onAbort);
   });
-  p.catch(() => undefined);
-  return p;
+  promise.catch(() => undefined);
+  return { promise, release };
 }
