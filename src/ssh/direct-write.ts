@@ -1,7 +1,7 @@
 // Sends SFTP WRITE requests as ready-made SSH packets, with the file's bytes read straight into them.
 //
-// Through ssh2, one 255 KiB WRITE costs a buffer for the SFTP message and a copy into it, eight CHANNEL_DATA
-// packets each allocated, copied into and padded with its own randomFillSync call, and eight socket writes. For
+// Through ssh2, one 128 KiB WRITE costs a buffer for the SFTP message and a copy into it, five CHANNEL_DATA
+// packets each allocated, copied into and padded with its own randomFillSync call, and five socket writes. For
 // a 512 MiB upload that per-packet work is about a third of the client's CPU (README, Performance), and on a
 // 2-core runner the client competes with sshd for the same cores. Here one buffer holds all the packets of a
 // request: the file is read into the data spans with one readv, and packet-framer.ts frames the packets around
