@@ -6,13 +6,13 @@ import { startSshd, type Sshd } from '../../src/harness/sshd.js';
 import { chrootableDir, sshdEnv, makeTree, runCli, tempDir } from './helpers/cli.js';
 
 let work: string;
-let roots: string | undefined;
+let chrootRoots: string | undefined;
 const servers: Sshd[] = [];
 
 afterAll(async () => {
   await Promise.all(servers.map((s) => s.stop()));
   if (work) fs.rmSync(work, { recursive: true, force: true });
-  if (roots) fs.rmSync(roots, { recursive: true, force: true });
+  if (chrootRoots) fs.rmSync(chrootRoots, { recursive: true, force: true });
 });
 
 beforeAll(() => {
@@ -27,11 +27,10 @@ test('fan-out to 20 loopback addresses with 2 refusing: 18 identical trees, a su
   const listening = Array.from({ length: 18 }, (_, i) => `127.0.0.${i + 2}`);
   const refusing = ['127.0.0.20', '127.0.0.21'];
   // Each address is its own "server": sshd chroots the SFTP session to a directory per local address.
-  const base = chrootableDir('fleet-roots');
-  roots = base;
+  const roots = (chrootRoots = chrootableDir('fleet-roots'));
   const chroots = listening.flatMap((address) => {
-    fs.mkdirSync(path.join(base, address), { recursive: true, mode: 0o755 });
-    return [`Match LocalAddress ${address}`, `ChrootDirectory ${path.join(base, address)}`, 'ForceCommand internal-sftp'];
+    fs.mkdirSync(path.join(roots, address), { recursive: true, mode: 0o755 });
+    return [`Match LocalAddress ${address}`, `ChrootDirectory ${path.join(roots, address)}`, 'ForceCommand internal-sftp'];
   });
   // sshd listens on at most 16 sockets: two servers share the port and host key, 9 addresses each.
   const sshd = await startSshd({ listenAddresses: listening.slice(0, 9), extraConfig: chroots });
@@ -62,7 +61,7 @@ test('fan-out to 20 loopback addresses with 2 refusing: 18 identical trees, a su
   expect(json.hosts).toHaveLength(20);
   expect(json.hosts.filter((h) => h.ok)).toHaveLength(18);
   expect(json.hosts.filter((h) => !h.ok).map((h) => [h.host, h.cause])).toEqual(refusing.map((h) => [h, 'connect-refused']));
-  for (const host of listening) execFileSync('diff', ['-r', src, path.join(base, host, 'dest')]);
+  for (const host of listening) execFileSync('diff', ['-r', src, path.join(roots, host, 'dest')]);
   expect(sshd.authenticatedConnections() + twin.authenticatedConnections()).toBe(18);
 });
 
