@@ -115,9 +115,9 @@ function duration(name: string, value: string | number | undefined, fallback: st
   const raw = value === undefined || value === '' ? fallback : value;
   const label = name.startsWith('-') ? `\`${name}\`` : `\`--${name}\` (${envTwin(name)})`;
   const ms = parseDuration(raw);
-  if (ms === undefined && /^\s*-/.test(String(raw))) throw usageError(`${label} must not be negative, got "${String(raw)}"`);
   if (ms === undefined || ms < min) {
-    throw usageError(`${label} must be a duration like 500ms, 10s, 2m or plain milliseconds${min ? ` (at least ${min}ms)` : ''}, got "${String(raw)}"`);
+    const negative = /^\s*-/.test(String(raw)) ? '; it must not be negative' : '';
+    throw usageError(`${label} must be a duration like 500ms, 10s, 2m or plain milliseconds${min ? ` (at least ${min}ms)` : ''}${negative}, got "${String(raw)}"`);
   }
   // Node's timers take at most 2^31 - 1 ms; a longer delay would fire at once (TimeoutOverflowWarning).
   if (ms > MAX_TIMER_MS) {
