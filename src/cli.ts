@@ -72,8 +72,8 @@ async function main(): Promise<number> {
     process.stdout.write(`safe-scp ${pkg.version}\n`);
     return 0;
   }
-  const [{ default: yargs }, { hideBin }] = await Promise.all([import('yargs'), import('yargs/helpers')]);
-  const parser = build(yargs, hideBin(process.argv));
+  const [{ default: yargs }, { hideBin }, { joinNegativeValues, NUMERIC_OPTIONS }] = await Promise.all([import('yargs'), import('yargs/helpers'), import('./util/argv.js')]);
+  const parser = build(yargs, joinNegativeValues(hideBin(process.argv), NUMERIC_OPTIONS));
   let argv: Record<string, unknown>;
   try {
     argv = (await parser.parse()) as Record<string, unknown>;
@@ -88,13 +88,15 @@ async function main(): Promise<number> {
   }
 
   // Heavy modules (ssh2) load only when there is work to do: --version and --help stay fast.
-  const [{ resolveConfig, resolveDoctorConfig }, { copy }, { SafeScpError, isSafeScpError }, text, { buildReport }, { makeRedactor }] = await Promise.all([
+  const [{ resolveConfig, resolveDoctorConfig }, { copy }, { SafeScpError, isSafeScpError }, text, { buildReport }, { makeRedactor }, reportFile, { ensureStateDir }] = await Promise.all([
     import('./config.js'),
     import('./copy.js'),
     import('./errors.js'),
     import('./log/text.js'),
     import('./log/report.js'),
     import('./log/redact.js'),
+    import('./log/report-file.js'),
+    import('./throttle/state-dir.js'),
   ]);
   const redact = makeRedactor([process.env['SSH_PRIVATE_KEY'], process.env['SSH_PRIVATE_KEY_PASSPHRASE']]);
   const err = (line: string): void => stderr(redact(line));
@@ -166,6 +168,17 @@ async function main(): Promise<number> {
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
 
+  // Local settings that would fail later are checked now, before any connection: cause `config`, exit 2.
+  try {
+    await ensureStateDir(config.stateDir);
+    if (config.reportFile && doctorTarget === undefined) await reportFile.checkReportPath(config.reportFile);
+  } catch (e: unknown) {
+    if (signalExit !== undefined) return signalExit;
+    err(`safe-scp: ${e instanceof Error ? e.message : String(e)}`);
+    return isSafeScpError(e) ? e.exitCode : 2;
+  }
+  if (signalExit !== undefined) return signalExit;
+
   const plan: string[] = [];
   const emit = (event: SafeScpEvent): void => {
     if (event.kind === 'plan-entry') plan.push(`${event.type === 'dir' ? 'mkdir' : 'copy '} ${event.source} -> ${event.target}${event.type === 'file' ? ` (${event.bytes} bytes)` : ''}`);
@@ -190,9 +203,9 @@ async function main(): Promise<number> {
   const report = buildReport(result, exitCode);
   if (config.reportFile) {
     try {
-      fs.writeFileSync(config.reportFile, redact(`${JSON.stringify(report, null, 2)}\n`), { mode: 0o644 });
+      await reportFile.writeReportFile(config.reportFile, redact(`${JSON.stringify(report, null, 2)}\n`));
     } catch (e: unknown) {
-      err(`safe-scp: cannot write report ${config.reportFile}: ${e instanceof Error ? e.message : String(e)}`);
+      err(`safe-scp: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
   if (config.json) process.stdout.write(redact(`${JSON.stringify(report)}\n`));

@@ -2,8 +2,8 @@
 import os from 'node:os';
 import path from 'node:path';
 import { SafeScpError, usageError } from './errors.js';
-import { parseOperand, type RemoteOperand } from './operands.js';
-import { parseDuration } from './util/duration.js';
+import { hasControl, parseOperand, type RemoteOperand } from './operands.js';
+import { MAX_TIMER_MS, parseDuration } from './util/duration.js';
 
 /** Options as the CLI (or a library caller) hands them over: strings as typed, not yet checked. */
 export interface RawOptions {
@@ -113,13 +113,25 @@ function integer(name: string, value: string | number | undefined, fallback: num
   return n;
 }
 
+/** `name` is a long option (`timeout`) or, when it starts with '-', the option as written (`-o ConnectTimeout`). */
 function duration(name: string, value: string | number | undefined, fallback: string, min = 0): number {
   const raw = value === undefined || value === '' ? fallback : value;
+  const label = name.startsWith('-') ? `\`${name}\`` : `\`--${name}\` (${envTwin(name)})`;
   const ms = parseDuration(raw);
   if (ms === undefined || ms < min) {
-    throw usageError(`\`--${name}\` must be a duration like 500ms, 10s, 2m or plain milliseconds${min ? ` (at least ${min}ms)` : ''}, got "${String(raw)}"`);
+    const negative = /^\s*-/.test(String(raw)) ? '; it must not be negative' : '';
+    throw usageError(`${label} must be a duration like 500ms, 10s, 2m or plain milliseconds${min ? ` (at least ${min}ms)` : ''}${negative}, got "${String(raw)}"`);
+  }
+  // Node's timers take at most 2^31 - 1 ms; a longer delay would fire at once (TimeoutOverflowWarning).
+  if (ms > MAX_TIMER_MS) {
+    throw usageError(`${label} must be at most ${MAX_TIMER_MS}ms (about 24 days), got "${String(raw)}"`);
   }
   return ms;
+}
+
+/** `connect-timeout` -> `SAFE_SCP_CONNECT_TIMEOUT`. */
+function envTwin(name: string): string {
+  return `SAFE_SCP_${name.toUpperCase().replace(/-/g, '_')}`;
 }
 
 function seconds(name: string, value: string): string {
@@ -143,6 +155,7 @@ function parseSshOptions(list: readonly string[]): Map<SshOption, string[]> {
     if (!known) {
       throw usageError(`\`-o ${match[1]}\` is not supported; supported: ${SSH_OPTIONS.join(', ')}`);
     }
+    if (hasControl(match[2] ?? '')) throw usageError(`\`-o ${known}\`: the value contains a control character`);
     result.set(known, [...(result.get(known) ?? []), match[2] ?? '']);
   }
   return result;
@@ -179,7 +192,8 @@ export function parseHostSpec(spec: string, what: string): { host: string; user:
   } else if (rest.split(':').length === 2) {
     [host, portText] = rest.split(':') as [string, string];
   }
-  if (!host || /[\s/]/.test(host)) throw usageError(`${what}: invalid host "${spec}", expected [user@]host[:port]`);
+  if (hasControl(spec)) throw usageError(`${what}: ${JSON.stringify(spec)} contains a control character`);
+  if (!host || /[\s/[\]]/.test(host)) throw usageError(`${what}: invalid host "${spec}", expected [user@]host[:port]`);
   if (portText !== undefined && (!/^\d+$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535)) {
     throw usageError(`${what}: invalid port in "${spec}", expected 1-65535`);
   }
@@ -296,10 +310,10 @@ export function resolveConfig(raw: RawOptions, env: Env): ResolvedConfig {
     retries,
     retryDelayMs,
     retryMaxDelayMs,
-    connectTimeoutMs: duration('connect-timeout', connectTimeoutRaw, DEFAULTS.connectTimeout, 100),
+    connectTimeoutMs: duration(raw.connectTimeout === undefined && last('ConnectTimeout') !== undefined ? '-o ConnectTimeout' : 'connect-timeout', connectTimeoutRaw, DEFAULTS.connectTimeout, 100),
     timeoutMs: duration('timeout', raw.timeout, DEFAULTS.timeout, 100),
     stallTimeoutMs: duration('stall-timeout', raw.stallTimeout, DEFAULTS.stallTimeout, 100),
-    keepaliveIntervalMs: duration('keepalive-interval', keepaliveRaw, DEFAULTS.keepaliveInterval, 100),
+    keepaliveIntervalMs: duration(raw.keepaliveInterval === undefined && last('ServerAliveInterval') !== undefined ? '-o ServerAliveInterval' : 'keepalive-interval', keepaliveRaw, DEFAULTS.keepaliveInterval, 100),
     keepaliveCountMax: integer('-o ServerAliveCountMax', last('ServerAliveCountMax'), DEFAULTS.keepaliveCountMax, 1, 100),
     hostConcurrency: integer('host-concurrency', raw.hostConcurrency, DEFAULTS.hostConcurrency, 1, 64),
     hostIntervalMs: duration('host-interval', raw.hostInterval, DEFAULTS.hostInterval),

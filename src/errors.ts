@@ -18,6 +18,7 @@ export type Phase =
 /** Stable cause codes (CONTRACT.md, Diagnosis). Tests, reports and the CLI switch on these. */
 export type CauseCode =
   | 'usage'
+  | 'config'
   | 'local-source-missing'
   | 'local-permission-denied'
   | 'local-io'
@@ -61,6 +62,7 @@ export interface CauseInfo {
 /** Exit code and retry policy per cause: the only table that decides either. */
 export const CAUSES: Readonly<Record<CauseCode, CauseInfo>> = {
   usage: { exitCode: 2, retryable: false },
+  config: { exitCode: 2, retryable: false },
   'local-source-missing': { exitCode: 1, retryable: false },
   'local-permission-denied': { exitCode: 1, retryable: false },
   'local-io': { exitCode: 1, retryable: false },
@@ -136,6 +138,11 @@ export function isSafeScpError(value: unknown): value is SafeScpError {
 /** A usage or configuration error: exit 2, nothing attempted. */
 export function usageError(message: string): SafeScpError {
   return new SafeScpError('usage', message, { phase: 'config' });
+}
+
+/** A local configuration problem (state dir, report path, ssh_config): exit 2, nothing attempted. */
+export function configError(message: string, cause?: unknown): SafeScpError {
+  return new SafeScpError('config', message, { phase: 'config', ...(cause === undefined ? {} : { cause }) });
 }
 
 /** Severity order for many hosts (CONTRACT: 3 > 4 > 1 > 75); higher wins. */

@@ -41,6 +41,39 @@ function decode(text: string, operand: string): string {
   }
 }
 
+/** C0 controls and DEL (a decoded %00 included): no remote name, user or host may carry them. */
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+export function hasControl(text: string): boolean {
+  return CONTROL.test(text);
+}
+
+/** `\u0000` for a NUL, so that the message shows what was found without printing it. */
+function showControl(text: string): string {
+  return text.replace(new RegExp(CONTROL.source, 'g'), (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** Refuses a control character in a user, host or path of `operand` before anything connects. */
+export function rejectControl(what: string, value: string | undefined, operand: string): void {
+  if (value !== undefined && CONTROL.test(value)) {
+    throw usageError(`${what} in operand "${showControl(operand)}" contains a control character (${showControl(value.match(CONTROL)?.[0] ?? '')})`);
+  }
+}
+
+/** A host name or address never holds brackets, spaces or other separators once any [] around an IPv6 address are gone. */
+function checkHost(host: string, operand: string): string {
+  rejectControl('the host', host, operand);
+  if (/[[\]\s/@]/.test(host)) throw usageError(`invalid host "${host}" in operand "${operand}"`);
+  return host;
+}
+
+function remote(host: string, user: string | undefined, port: number | undefined, path: string, operand: string): RemoteOperand {
+  rejectControl('the user name', user, operand);
+  rejectControl('the remote path', path, operand);
+  return { kind: 'remote', host: host === '' ? host : checkHost(host, operand), user, port, path };
+}
+
 function splitUser(text: string): { user: string | undefined; rest: string } {
   const at = text.lastIndexOf('@');
   if (at < 0) return { user: undefined, rest: text };
@@ -56,6 +89,7 @@ function parseScpUri(operand: string): RemoteOperand {
   let host = rest;
   let port: number | undefined;
   const bracketed = /^\[([^\]]+)\](?::(.*))?$/.exec(rest);
+  if (rest.startsWith('[') && !bracketed) throw usageError(`unclosed "[" in the host of operand "${operand}": write scp://[user@][IPv6]:port/path`);
   if (bracketed) {
     host = bracketed[1] ?? '';
     if (bracketed[2] !== undefined) port = parsePort(bracketed[2], operand);
@@ -66,13 +100,7 @@ function parseScpUri(operand: string): RemoteOperand {
   }
   if (!host) throw usageError(`missing host in "${operand}"`);
   // As in OpenSSH, the scp:// path is relative to the login directory unless it starts with another '/'.
-  return {
-    kind: 'remote',
-    host,
-    user: user === undefined ? undefined : decode(user, operand),
-    port,
-    path: homeRelative(decode(rawPath, operand)),
-  };
+  return remote(host, user === undefined ? undefined : decode(user, operand), port, homeRelative(decode(rawPath, operand)), operand);
 }
 
 /** Classifies one operand the way scp does: a colon before any slash makes it remote. */
@@ -82,7 +110,7 @@ export function parseOperand(operand: string): Operand {
   // `[user@][v6addr]:path`
   const v6 = /^(?:([^@/]*)@)?\[([^\]]+)\]:(.*)$/s.exec(operand);
   if (v6) {
-    return { kind: 'remote', host: v6[2] ?? '', user: v6[1] || undefined, port: undefined, path: homeRelative(v6[3] ?? '') };
+    return remote(v6[2] ?? '', v6[1] || undefined, undefined, homeRelative(v6[3] ?? ''), operand);
   }
   // As in scp, an opening bracket without the `]:` that closes it never makes a remote operand.
   if (/^(?:[^@/]*@)?\[/.test(operand)) return { kind: 'local', path: operand };
@@ -90,5 +118,5 @@ export function parseOperand(operand: string): Operand {
   const slash = operand.indexOf('/');
   if (colon < 0 || (slash >= 0 && slash < colon)) return { kind: 'local', path: operand };
   const { user, rest } = splitUser(operand.slice(0, colon));
-  return { kind: 'remote', host: rest, user, port: undefined, path: homeRelative(operand.slice(colon + 1)) };
+  return remote(rest, user, undefined, homeRelative(operand.slice(colon + 1)), operand);
 }

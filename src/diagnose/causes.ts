@@ -19,6 +19,13 @@ const RESET_CHECKS = [
 
 export const CAUSE_HELP: Readonly<Record<CauseCode, CauseHelp>> = {
   usage: { summary: 'The command line or configuration is invalid; nothing was attempted.', checks: ['Run `safe-scp --help`; see the README table of options and their SAFE_SCP_* twins.'] },
+  config: {
+    summary: 'A local setting cannot be used (throttle state directory, report file or ssh_config); nothing was attempted.',
+    checks: [
+      'The option named above (or its SAFE_SCP_* twin) points at a path this job cannot use: check it exists, is a directory or file as expected, and is writable by this user (`ls -ld PATH`).',
+      'The throttle state directory must be owned by this user and not writable by others; unset SAFE_SCP_STATE_DIR to use the default ($TMPDIR/safe-scp-UID).',
+    ],
+  },
   'local-source-missing': { summary: 'A local path does not exist.', checks: ['Check the path relative to the job\'s working directory (`ls -la`), and that the artifact or build step produced it.'] },
   'local-permission-denied': { summary: 'A local file or directory cannot be read or written.', checks: ['Check the permissions of the local path (`ls -la`).'] },
   'local-io': { summary: 'A local file-system operation failed.', checks: ['Check free space (`df -h .`) and the local path.'] },

@@ -2,21 +2,28 @@
 import { lstat, mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { SafeScpError } from '../errors.js';
 
-/** The state directory cannot be created or is not safe to trust (symlink, foreign owner, writable by others). */
-export class StateDirError extends Error {
-  override readonly name = 'StateDirError';
+/**
+ * The state directory cannot be created or is not safe to trust (symlink, foreign owner, writable by others):
+ * a configuration error (cause `config`, exit 2) that names the option.
+ */
+export class StateDirError extends SafeScpError {
   readonly dir: string;
 
   constructor(dir: string, problem: string, options?: { cause?: unknown }) {
     super(
-      `cannot use throttle state directory ${dir}: ${problem}; ` +
-        'point SAFE_SCP_STATE_DIR at a directory that only this user can write',
-      options?.cause === undefined ? undefined : { cause: options.cause },
+      'config',
+      `--state-dir (SAFE_SCP_STATE_DIR): cannot use throttle state directory ${dir}: ${problem}; ` +
+        'point it at a directory that only this user can write',
+      { phase: 'config', ...(options?.cause === undefined ? {} : { cause: options.cause }) },
     );
     this.dir = dir;
   }
 }
+
+/** How many missing directory levels ensureStateDir creates at most: a bound, so no path can make it loop. */
+export const MAX_MISSING_LEVELS = 16;
 
 /**
  * `<tmp>/safe-scp-<uid>`: one directory per user, so parallel CI jobs of one runner user share the
@@ -33,12 +40,7 @@ export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
  */
 export async function ensureStateDir(dir: string): Promise<string> {
   const resolved = path.resolve(dir);
-  try {
-    await mkdir(resolved, { recursive: true, mode: 0o700 });
-  } catch (error: unknown) {
-    // EEXIST: something that is not a directory is in the way; lstat below says what.
-    if (errnoCode(error) !== 'EEXIST') throw new StateDirError(resolved, describe(error), { cause: error });
-  }
+  await makeDirs(resolved);
   let info;
   try {
     info = await lstat(resolved);
@@ -59,6 +61,34 @@ export async function ensureStateDir(dir: string): Promise<string> {
     throw new StateDirError(resolved, `it is world-writable without the sticky bit (mode ${(info.mode & 0o7777).toString(8)})`);
   }
   return resolved;
+}
+
+/**
+ * mkdir -p with a bound. Node's own `mkdir(..., { recursive: true })` never returns for a path such as
+ * /proc/x, where mkdir answers ENOENT although the parent exists: it retries the parent and the child forever.
+ * Here every missing level is created once, top down, and any error other than EEXIST ends it.
+ */
+async function makeDirs(dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (let current = dir; ; current = path.dirname(current)) {
+    try {
+      await lstat(current);
+      break;
+    } catch (error: unknown) {
+      if (errnoCode(error) !== 'ENOENT') throw new StateDirError(dir, describe(error), { cause: error });
+    }
+    if (missing.length >= MAX_MISSING_LEVELS) throw new StateDirError(dir, `more than ${MAX_MISSING_LEVELS} directory levels are missing`);
+    missing.push(current);
+    if (path.dirname(current) === current) break;
+  }
+  for (const level of missing.reverse()) {
+    try {
+      await mkdir(level, { mode: 0o700 });
+    } catch (error: unknown) {
+      // EEXIST: another process made it first, or something that is not a directory is in the way; lstat says which.
+      if (errnoCode(error) !== 'EEXIST') throw new StateDirError(dir, `cannot create ${level}: ${describe(error)}`, { cause: error });
+    }
+  }
 }
 
 function tmpBase(env: NodeJS.ProcessEnv): string {

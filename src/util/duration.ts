@@ -1,5 +1,8 @@
 // Parses durations as users write them in CI variables: `500ms`, `10s`, `2m`, `1h`, or plain milliseconds.
 
+/** The longest delay Node's timers accept (2^31 - 1 ms, about 24.8 days); a longer one fires at once with a warning. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 const UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** Returns milliseconds, or undefined when `text` is not a duration. */
