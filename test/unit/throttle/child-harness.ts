@@ -15,7 +15,7 @@ const SRC = path.resolve('src/throttle');
 export async function buildThrottleForChildren(): Promise<string> {
   const out = await mkdtemp(path.join(os.tmpdir(), 'safe-scp-throttle-build-'));
   // Only the limiter's own files: other modules in src/throttle are not needed and may import more.
-  for (const name of ['host-limiter.ts', 'state-dir.ts']) {
+  for (const name of ['host-limiter.ts', 'lock-file.ts', 'owner.ts', 'slots.ts', 'state-dir.ts']) {
     const source = await readFile(path.join(SRC, name), 'utf8');
     const { outputText } = ts.transpileModule(source, {
       compilerOptions: { module: ts.ModuleKind.NodeNext, target: ts.ScriptTarget.ES2022 },
@@ -39,6 +39,7 @@ log('ready');
 while (cfg.goFile && !existsSync(cfg.goFile)) await new Promise((r) => setTimeout(r, 5));
 const slot = await acquireHostSlot(cfg.host, {
   stateDir: cfg.stateDir, concurrency: cfg.concurrency, intervalMs: cfg.intervalMs, maxWaitMs: 15000,
+  ...(cfg.leaseRenewMs ? { leaseRenewMs: cfg.leaseRenewMs } : {}),
 });
 log('start', { startedAt: slot.startedAt, waitedMs: slot.waitedMs });
 if (cfg.hang) {
@@ -59,6 +60,8 @@ export interface ChildConfig {
   log: string;
   goFile?: string;
   hang?: boolean;
+  /** The holder's lease renewal period (default: the library's). */
+  leaseRenewMs?: number;
 }
 
 export interface LogEvent {
