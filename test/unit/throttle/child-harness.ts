@@ -43,7 +43,14 @@ const slot = await acquireHostSlot(cfg.host, {
 });
 log('start', { startedAt: slot.startedAt, waitedMs: slot.waitedMs });
 if (cfg.hang) {
-  setInterval(() => undefined, 1000);
+  // Logs once another process took the slot away (the lease lapsed while this process was stopped).
+  let told = false;
+  setInterval(() => {
+    if (slot.lost && !told) {
+      told = true;
+      log('lost');
+    }
+  }, 20);
 } else {
   await new Promise((r) => setTimeout(r, cfg.holdMs));
   log('end');
@@ -66,7 +73,7 @@ export interface ChildConfig {
 
 export interface LogEvent {
   pid: number;
-  event: 'ready' | 'start' | 'end';
+  event: 'ready' | 'start' | 'end' | 'lost';
   t: number;
   startedAt?: number;
   waitedMs?: number;
