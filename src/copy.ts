@@ -10,8 +10,8 @@ import { withRetry, type RetryHooks } from './retry.js';
 import type { Duplex } from 'node:stream';
 import { newTrace, openSession, openTunnel, type Session, type Tunnel } from './ssh/connect.js';
 import { agentSocket, loadIdentities, type Identity } from './ssh/key.js';
-import { acquireHostSlot } from './throttle/host-limiter.js';
 import { BandwidthLimiter } from './throttle/bandwidth.js';
+import { waitForRunSlot } from './throttle/wait-for-slot.js';
 import { download } from './transfer/download.js';
 import { checkLocalSource, type LocalSource } from './transfer/local-tree.js';
 import { Prefetch } from './transfer/prefetch.js';
@@ -217,14 +217,18 @@ async function copyToHost(
       emit: deps.emit,
     };
     /** Connects one hop while holding that host's throttle slot (released once authenticated). */
-    const throttled = async <T>(hop: HostTarget, connect: (onAuthenticated: () => void) => Promise<T>): Promise<T> => {
-      const slot = await acquireHostSlot(`${hop.host}:${hop.port}`, {
+    const throttled = async <T>(hop: HostTarget, trace: ConnectTrace, connect: (onAuthenticated: () => void) => Promise<T>): Promise<T> => {
+      // Until the slot is ours the attempt is in phase `throttle`; connecting sets `dns` and onwards.
+      trace.phase = 'throttle';
+      const slot = await waitForRunSlot({
+        host: hop.host,
+        port: hop.port,
         stateDir: config.stateDir,
         concurrency: config.hostConcurrency,
         intervalMs: config.hostIntervalMs,
         signal: chainSignal,
+        emit: deps.emit,
       });
-      if (slot.waitedMs >= 50) deps.emit({ kind: 'throttle-wait', host: hop.host, port: hop.port, waitedMs: slot.waitedMs });
       if (n > 0) deps.emit({ kind: 'connect', host: hop.host, port: hop.port, attempt: n });
       try {
         const connecting = connect(() => void slot.release());
@@ -242,7 +246,7 @@ async function copyToHost(
       const hopTrace = newTrace(hop);
       onTrace(hopTrace);
       const through = sock;
-      const tunnel = await throttled(hop, (onAuthenticated) =>
+      const tunnel = await throttled(hop, hopTrace, (onAuthenticated) =>
         openTunnel({ ...common, target: hop, onAuthenticated, ...(through ? { sock: through } : {}) }, hopTrace),
       );
       tunnels.push(tunnel);
@@ -252,7 +256,7 @@ async function copyToHost(
     const targetTrace = newTrace(target);
     onTrace(targetTrace);
     const through = sock;
-    return throttled(target, (onAuthenticated) =>
+    return throttled(target, targetTrace, (onAuthenticated) =>
       openSession({ ...common, target, onAuthenticated, ...(through ? { sock: through } : {}) }, targetTrace),
     );
   };
@@ -335,6 +339,14 @@ async function copyToHost(
     await withRetry(attempt, { retries: config.retries, baseDelayMs: config.retryDelayMs, maxDelayMs: config.retryMaxDelayMs }, hooks);
   } catch (err: unknown) {
     error = isSafeScpError(err) ? err : new SafeScpError('internal', String(err), { phase: 'run', cause: err });
+    // The run's deadline struck while waiting for a host's slot: say so, in that phase.
+    if (error.code === 'timeout' && lastEvidence?.phase === 'throttle') {
+      error = new SafeScpError('timeout', `${error.message}, while waiting for a connection slot to ${lastEvidence.host}:${lastEvidence.port} (other safe-scp processes on this machine held it)`, {
+        phase: 'throttle',
+        host: target.host,
+        cause: error,
+      });
+    }
   }
   // Temp files of an attempt whose connection died are removed by the next attempt; when no attempt
   // follows (out of retries, interrupted, permanent failure) one short extra connection removes them.

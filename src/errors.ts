@@ -4,6 +4,7 @@
 export type Phase =
   | 'config'
   | 'local'
+  | 'throttle'
   | 'dns'
   | 'tcp'
   | 'banner'

@@ -7,7 +7,7 @@ import { SafeScpError, isSafeScpError, type CauseCode } from '../errors.js';
 import { loadPins } from '../hostkeys/load-pins.js';
 import { lookupHost } from '../hostkeys/known-hosts.js';
 import type { EventSink } from '../log/events.js';
-import { acquireHostSlot } from '../throttle/host-limiter.js';
+import { waitForRunSlot } from '../throttle/wait-for-slot.js';
 
 export interface DoctorReport {
   target: HostTarget;
@@ -56,11 +56,14 @@ export async function doctor(config: ResolvedConfig, deps: DoctorOptions): Promi
   const trace = newTrace(target);
   let error: SafeScpError | undefined;
   // Doctor must not add to a ban: it takes the same per-host slot as a copy and makes one attempt.
-  const slot = await acquireHostSlot(`${target.host}:${target.port}`, {
+  const slot = await waitForRunSlot({
+    host: target.host,
+    port: target.port,
     stateDir: config.stateDir,
     concurrency: config.hostConcurrency,
     intervalMs: config.hostIntervalMs,
     signal: deps.signal,
+    emit: deps.emit,
   });
   try {
     const session = await openSession(

@@ -26,10 +26,26 @@ export interface AttemptEvidence {
   hostKey?: { type: string; fingerprint: string };
 }
 
+/** A process holding a host's throttle slot, as a waiting run saw it. */
+export interface SlotHolderInfo {
+  pid: number;
+  hostname: string;
+  /** When it took the slot (ISO time). */
+  since: string;
+  heldMs: number;
+  /** Since its last lease renewal (absent for holders from versions without leases). */
+  renewedMsAgo?: number;
+}
+
+/** Why a waiting run freed another holder's slot (throttle/owner.ts StaleReason). */
+export type SlotFreedReason = 'corrupt' | 'lease-expired' | 'too-old' | 'owner-gone';
+
 export type SafeScpEvent =
   | { kind: 'plan'; direction: 'upload' | 'download'; host: string; port: number; user: string; entries: number; bytes: number; dryRun: boolean; note?: string }
   | { kind: 'plan-entry'; source: string; target: string; bytes: number; type: 'file' | 'dir' }
-  | { kind: 'throttle-wait'; host: string; port: number; waitedMs: number }
+  | { kind: 'throttle-wait'; host: string; port: number; waitedMs: number; heldBy?: SlotHolderInfo[]; freed?: Array<{ pid: number; hostname: string; reason: SlotFreedReason }> }
+  /** Still waiting for a host's slot; `notice`: shown without -v too (after 2 s, then every 10 s). */
+  | { kind: 'throttle-waiting'; host: string; port: number; waitedMs: number; concurrency: number; reason: 'busy' | 'interval'; holders: SlotHolderInfo[]; notice: boolean }
   | { kind: 'connect'; host: string; port: number; attempt: number }
   | { kind: 'connected'; host: string; port: number; attempt: number; serverVersion: string; hostKey: { type: string; fingerprint: string }; cipher?: string; nativeCrypto?: boolean }
   | { kind: 'host-key-learned'; host: string; port: number; type: string; fingerprint: string; file: string; line: string }

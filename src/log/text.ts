@@ -4,7 +4,7 @@ import type { CopyResult } from '../copy.js';
 import { analyseAttempts, attemptsForHost } from '../diagnose/analysis.js';
 import { CAUSE_HELP } from '../diagnose/causes.js';
 import { formatDuration } from '../util/duration.js';
-import type { SafeScpEvent } from './events.js';
+import type { SafeScpEvent, SlotFreedReason, SlotHolderInfo } from './events.js';
 
 export interface TextStyle {
   readonly color: boolean;
@@ -36,8 +36,22 @@ export function formatEvent(event: SafeScpEvent, style: TextStyle): string | und
         : undefined;
     case 'connect':
       return style.verbose ? `safe-scp: connecting to ${event.host}:${event.port} (attempt ${event.attempt})` : undefined;
-    case 'throttle-wait':
-      return style.verbose ? `safe-scp: waited ${formatDuration(event.waitedMs)} for a connection slot to ${event.host}:${event.port}` : undefined;
+    case 'throttle-wait': {
+      // Without -v only a wait long enough to matter, or one that ended by taking a stopped holder's slot.
+      const notable = event.waitedMs >= 2_000 || (event.freed ?? []).some((f) => f.reason === 'lease-expired' || f.reason === 'too-old');
+      if (!style.verbose && !notable) return undefined;
+      const held = event.heldBy?.length ? `; held by ${event.heldBy.map(holderText).join(', ')}` : '';
+      const freed = event.freed?.length ? `; freed ${event.freed.map((f) => `pid ${f.pid}'s slot (${FREED_REASON[f.reason]})`).join(', ')}` : '';
+      return `safe-scp: waited ${formatDuration(event.waitedMs)} for a connection slot to ${event.host}:${event.port}${held}${freed}`;
+    }
+    case 'throttle-waiting': {
+      if (!style.verbose && !event.notice) return undefined;
+      const why =
+        event.reason === 'interval'
+          ? 'spacing connection starts by --host-interval'
+          : `host concurrency ${event.concurrency} in use by ${event.holders.map(holderText).join(', ')}`;
+      return `safe-scp: waiting ${formatDuration(event.waitedMs)} so far for a connection slot to ${event.host}:${event.port}: ${why}`;
+    }
     case 'file-done':
       return style.verbose ? `safe-scp: ${event.source} -> ${event.target} (${event.bytes} bytes, ${formatDuration(event.durationMs)})` : undefined;
     case 'commit':
@@ -63,6 +77,20 @@ function endingLabel(a: { ending?: 'reset' | 'close' | 'timeout'; bytesBeforeBan
   if (a.ending === 'reset') return 'RST (reset)';
   if (a.ending === 'timeout') return 'timeout';
   return (a.bytesBeforeBanner ?? 0) > 0 && a.serverVersion === undefined ? 'FIN or RST right after that text (indistinguishable from here)' : 'FIN (clean close)';
+}
+
+const FREED_REASON: Readonly<Record<SlotFreedReason, string>> = {
+  'lease-expired': 'it stopped renewing its lease: stopped or frozen',
+  'owner-gone': 'its process is gone',
+  'too-old': 'held longer than any connection takes',
+  corrupt: 'unreadable slot file',
+};
+
+/** `pid 123 on runner-1 since 12:00:01Z (5.2s), lease renewed 0.4s ago` */
+function holderText(h: SlotHolderInfo): string {
+  const since = h.since.slice(11, 19);
+  const lease = h.renewedMsAgo === undefined ? '' : `, lease renewed ${formatDuration(h.renewedMsAgo)} ago`;
+  return `pid ${h.pid} on ${stripControl(h.hostname, 80)} since ${since}Z (${formatDuration(h.heldMs)}${lease})`;
 }
 
 let sectionCounter = 0;

@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startFaultProxy, type FaultProxy } from '../../src/harness/fault-proxy.js';
 import { startSshd, type Sshd } from '../../src/harness/sshd.js';
-import { baseEnv, startCli, tempDir } from './helpers/cli.js';
+import { buildThrottleForChildren, startChild, waitForLog } from '../unit/throttle/child-harness.js';
+import { baseEnv, runCli, startCli, tempDir } from './helpers/cli.js';
 
 let sshd: Sshd;
 let p: FaultProxy;
@@ -61,4 +62,61 @@ test('8 processes started together against MaxStartups 2:100:2 all succeed, one 
   const attempts = sources.map((_, i) => (JSON.parse(fs.readFileSync(path.join(work, `report-${i}.json`), 'utf8')) as { attempts: unknown[] }).attempts.length);
   expect(attempts).toEqual(Array(8).fill(1));
   expect(p.connections).toBe(8);
+});
+
+test('a stopped process holding the slot delays a run only until its lease lapses, and the run says whom it waited for', async () => {
+  const home = path.join(work, 'home-stopped');
+  fs.mkdirSync(home);
+  const dest = path.join(work, 'srv-stopped');
+  fs.mkdirSync(dest);
+  const env = baseEnv({
+    HOME: home,
+    SSH_PRIVATE_KEY: fs.readFileSync(sshd.userKeyPath, 'utf8'),
+    SSH_KNOWN_HOSTS: sshd.knownHostsLines('127.0.0.1', p.port),
+  });
+  const src = path.join(work, 'stopped.bin');
+  fs.writeFileSync(src, crypto.randomBytes(64 * 1024));
+  const state = path.join(work, 'state-stopped');
+  const report = path.join(work, 'report-stopped.json');
+  const args = ['-P', String(p.port), '--state-dir', state, src, `${sshd.user}@127.0.0.1:${dest}/`];
+
+  // The holder: a process that takes 127.0.0.1:<port>'s slot the way safe-scp does (default 2 s lease) and keeps it.
+  const build = await buildThrottleForChildren();
+  const log = path.join(work, 'holder.log');
+  const holder = startChild(build, { stateDir: state, host: `127.0.0.1:${p.port}`, concurrency: 1, intervalMs: 0, holdMs: 0, log, hang: true });
+  const pid = holder.pid;
+  if (pid === undefined) throw new Error('no pid');
+  const exited = new Promise((resolve) => holder.once('exit', resolve));
+  try {
+    await waitForLog(log, (events) => events.some((e) => e.event === 'start'), 10_000);
+
+    // While it runs it renews its lease: a run whose --timeout strikes while waiting fails in phase throttle.
+    const timedOut = await runCli(['--timeout', '3s', '--report', report, ...args], env, 30_000);
+    expect(timedOut.code).toBe(75);
+    expect(timedOut.stderr).toMatch(new RegExp(`waiting [\\d.]+s so far for a connection slot to 127\\.0\\.0\\.1:${p.port}: host concurrency 1 in use by pid ${pid} `));
+    expect(timedOut.stderr).toMatch(/while waiting for a connection slot/);
+    expect(timedOut.stderr).toMatch(/phase throttle/);
+    const json = JSON.parse(fs.readFileSync(report, 'utf8')) as { cause: string; phase: string; attempts: Array<{ phase: string }> };
+    expect(json.cause).toBe('timeout');
+    expect(json.phase).toBe('throttle');
+    expect(json.attempts.map((a) => a.phase)).toEqual(['throttle']);
+    expect(fs.readdirSync(dest)).toEqual([]);
+
+    // Stopped, it stops renewing: the next run takes the slot once the lease lapses and completes.
+    process.kill(pid, 'SIGSTOP');
+    const result = await runCli(args, env, 60_000);
+    expect(result.code).toBe(0);
+    expect(fs.readFileSync(path.join(dest, 'stopped.bin')).equals(fs.readFileSync(src))).toBe(true);
+    expect(result.stderr).toMatch(
+      new RegExp(`waited [\\d.]+s for a connection slot to 127\\.0\\.0\\.1:${p.port}; held by pid ${pid} .*freed pid ${pid}'s slot \\(it stopped renewing its lease`),
+    );
+    console.log(`run behind SIGSTOPped holder pid ${pid}: exit ${result.code} in ${result.durationMs} ms; stderr:\n${result.stderr}`);
+  } finally {
+    if (holder.exitCode === null && holder.signalCode === null) {
+      process.kill(pid, 'SIGCONT');
+      process.kill(pid, 'SIGKILL');
+    }
+    await exited;
+    fs.rmSync(build, { recursive: true, force: true });
+  }
 });

@@ -131,6 +131,34 @@ describe('formatEvent', () => {
     expect(formatEvent(event, VERBOSE)).toBe(line);
   });
 
+  test('waiting for a host slot: every reported check with -v, only the notices without; the holder is named', () => {
+    const holder = { pid: 4242, hostname: 'runner-1', since: '2025-01-02T10:00:01.500Z', heldMs: 7_300, renewedMsAgo: 400 };
+    const waiting = (notice: boolean): SafeScpEvent => ({ kind: 'throttle-waiting', host: 'web1', port: 22, waitedMs: 2_100, concurrency: 1, reason: 'busy', holders: [holder], notice });
+    const line = 'safe-scp: waiting 2.1s so far for a connection slot to web1:22: host concurrency 1 in use by pid 4242 on runner-1 since 10:00:01Z (7.3s, lease renewed 400ms ago)';
+    expect(formatEvent(waiting(false), PLAIN)).toBeUndefined();
+    expect(formatEvent(waiting(false), VERBOSE)).toBe(line);
+    expect(formatEvent(waiting(true), PLAIN)).toBe(line);
+    const gap: SafeScpEvent = { kind: 'throttle-waiting', host: 'web1', port: 22, waitedMs: 300, concurrency: 2, reason: 'interval', holders: [], notice: false };
+    expect(formatEvent(gap, VERBOSE)).toBe('safe-scp: waiting 300ms so far for a connection slot to web1:22: spacing connection starts by --host-interval');
+  });
+
+  test('a wait that ended by freeing a stopped holder\'s slot is shown without -v, and says why', () => {
+    const event: SafeScpEvent = {
+      kind: 'throttle-wait',
+      host: 'web1',
+      port: 22,
+      waitedMs: 900,
+      heldBy: [{ pid: 4242, hostname: 'runner-1', since: '2025-01-02T10:00:01.500Z', heldMs: 9_000, renewedMsAgo: 6_100 }],
+      freed: [{ pid: 4242, hostname: 'runner-1', reason: 'lease-expired' }],
+    };
+    expect(formatEvent(event, PLAIN)).toBe(
+      "safe-scp: waited 900ms for a connection slot to web1:22; held by pid 4242 on runner-1 since 10:00:01Z (9s, lease renewed 6.1s ago); " +
+        "freed pid 4242's slot (it stopped renewing its lease: stopped or frozen)",
+    );
+    // A crashed holder's slot freed at once is routine: only with -v.
+    expect(formatEvent({ kind: 'throttle-wait', host: 'web1', port: 22, waitedMs: 60, freed: [{ pid: 7, hostname: 'runner-1', reason: 'owner-gone' }] }, PLAIN)).toBeUndefined();
+  });
+
   test('plan events are never printed as lines', () => {
     expect(formatEvent({ kind: 'plan', direction: 'upload', host: 'web1', port: 22, user: 'deploy', entries: 1, bytes: 1, dryRun: true }, VERBOSE)).toBeUndefined();
     expect(formatEvent({ kind: 'plan-entry', source: 'a', target: 'b', bytes: 1, type: 'file' }, VERBOSE)).toBeUndefined();

@@ -15,7 +15,7 @@ const SRC = path.resolve('src/throttle');
 export async function buildThrottleForChildren(): Promise<string> {
   const out = await mkdtemp(path.join(os.tmpdir(), 'safe-scp-throttle-build-'));
   // Only the limiter's own files: other modules in src/throttle are not needed and may import more.
-  for (const name of ['host-limiter.ts', 'state-dir.ts']) {
+  for (const name of ['host-limiter.ts', 'lock-file.ts', 'owner.ts', 'slots.ts', 'state-dir.ts']) {
     const source = await readFile(path.join(SRC, name), 'utf8');
     const { outputText } = ts.transpileModule(source, {
       compilerOptions: { module: ts.ModuleKind.NodeNext, target: ts.ScriptTarget.ES2022 },
@@ -39,10 +39,18 @@ log('ready');
 while (cfg.goFile && !existsSync(cfg.goFile)) await new Promise((r) => setTimeout(r, 5));
 const slot = await acquireHostSlot(cfg.host, {
   stateDir: cfg.stateDir, concurrency: cfg.concurrency, intervalMs: cfg.intervalMs, maxWaitMs: 15000,
+  ...(cfg.leaseRenewMs ? { leaseRenewMs: cfg.leaseRenewMs } : {}),
 });
 log('start', { startedAt: slot.startedAt, waitedMs: slot.waitedMs });
 if (cfg.hang) {
-  setInterval(() => undefined, 1000);
+  // Logs once another process took the slot away (the lease lapsed while this process was stopped).
+  let told = false;
+  setInterval(() => {
+    if (slot.lost && !told) {
+      told = true;
+      log('lost');
+    }
+  }, 20);
 } else {
   await new Promise((r) => setTimeout(r, cfg.holdMs));
   log('end');
@@ -59,11 +67,13 @@ export interface ChildConfig {
   log: string;
   goFile?: string;
   hang?: boolean;
+  /** The holder's lease renewal period (default: the library's). */
+  leaseRenewMs?: number;
 }
 
 export interface LogEvent {
   pid: number;
-  event: 'ready' | 'start' | 'end';
+  event: 'ready' | 'start' | 'end' | 'lost';
   t: number;
   startedAt?: number;
   waitedMs?: number;

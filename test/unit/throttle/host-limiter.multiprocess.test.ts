@@ -1,9 +1,9 @@
 // Cross-process behaviour of the host limiter: real child node processes sharing one state dir.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { jest } from '@jest/globals';
-import { acquireHostSlot, hostStateDir, HostSlotTimeoutError } from '../../../src/throttle/host-limiter.js';
+import { acquireHostSlot, hostStateDir, HostSlotTimeoutError, LEASE_RENEWALS_LOST, type SlotWait } from '../../../src/throttle/host-limiter.js';
 import {
   buildThrottleForChildren,
   deadPid,
@@ -116,4 +116,41 @@ test('a slot left by a SIGKILLed holder is recovered at once', async () => {
   await slot.release();
   expect(slot.waitedMs).toBeLessThan(100);
   console.log(`stale slot of SIGKILLed pid ${child.pid} recovered: waitedMs ${slot.waitedMs}, call took ${took} ms`);
+});
+
+test('a SIGSTOPped holder keeps its slot only until its lease lapses; the waiter names it, and on SIGCONT it learns it lost the slot', async () => {
+  const stateDir = path.join(work, 'stopped');
+  const log = path.join(work, 'stopped.log');
+  const host = '10.0.0.8:22';
+  const renewMs = 200;
+  const child = startChild(buildDir, { stateDir, host, concurrency: 1, intervalMs: 0, holdMs: 0, log, hang: true, leaseRenewMs: renewMs });
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('no pid');
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  try {
+    await waitForLog(log, (events) => events.some((e) => e.event === 'start'), 10_000);
+    // Running, it renews: a wait of many lease lifetimes does not get the slot.
+    await expect(acquireHostSlot(host, { stateDir, concurrency: 1, intervalMs: 0, maxWaitMs: 8 * renewMs })).rejects.toThrow(`pid ${pid}`);
+    process.kill(pid, 'SIGSTOP');
+    const waits: SlotWait[] = [];
+    const slot = await acquireHostSlot(host, { stateDir, concurrency: 1, intervalMs: 0, maxWaitMs: 10_000, onWait: (w) => waits.push(w) });
+    expect(slot.reclaimed).toEqual([{ owner: expect.objectContaining({ pid }), reason: 'lease-expired' }]);
+    expect(waits.length).toBeGreaterThan(0);
+    for (const w of waits) expect(w.holders.map((h) => h.owner.pid)).toEqual([pid]);
+    // Lost within the bound: 3 renewal periods after its last renewal, plus a poll (slack for a loaded machine).
+    expect(slot.waitedMs).toBeLessThan(LEASE_RENEWALS_LOST * renewMs + 1_000);
+    process.kill(pid, 'SIGCONT');
+    await waitForLog(log, (events) => events.some((e) => e.event === 'lost'), 5_000);
+    // Resumed, it does not take the slot back: ours is still the only one.
+    const dir = await hostStateDir(stateDir, host);
+    expect((await readdir(dir)).filter((name) => name.startsWith('slot-'))).toHaveLength(1);
+    await slot.release();
+    console.log(`SIGSTOPped holder pid ${pid} (renew ${renewMs} ms): slot taken after ${Math.round(slot.waitedMs)} ms, ${waits.length} wait checks`);
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) {
+      process.kill(pid, 'SIGCONT');
+      process.kill(pid, 'SIGKILL');
+    }
+  }
+  await exited;
 });

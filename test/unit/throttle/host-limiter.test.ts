@@ -215,8 +215,10 @@ describe('stale recovery', () => {
 
   test('a slot older than staleAfterMs is stale even if its pid lives', async () => {
     const stateDir = freshStateDir();
-    await plantSlot(stateDir, 'h:22', { pid: process.pid, hostname: me, createdAt: Date.now() - 5_000, token: 'old-1' });
+    const file = await plantSlot(stateDir, 'h:22', { pid: process.pid, hostname: me, createdAt: Date.now() - 5_000, token: 'old-1' });
     const slot = await acquireHostSlot('h:22', opts(stateDir, { staleAfterMs: 1_000, maxWaitMs: 0 }));
+    expect(slot.reclaimed).toEqual([{ owner: expect.objectContaining({ pid: process.pid, token: 'old-1' }), reason: 'too-old' }]);
+    await expect(lstat(file)).rejects.toThrow(/ENOENT/);
     await slot.release();
   });
 
@@ -241,8 +243,10 @@ describe('stale recovery', () => {
   const linux = process.platform === 'linux' ? test : test.skip;
   linux('a recycled pid (same pid, different process start time) does not keep a slot alive', async () => {
     const stateDir = freshStateDir();
-    await plantSlot(stateDir, 'h:22', { pid: process.pid, hostname: me, createdAt: Date.now(), token: 'recycled', startTime: '1' });
+    const file = await plantSlot(stateDir, 'h:22', { pid: process.pid, hostname: me, createdAt: Date.now(), token: 'recycled', startTime: '1' });
     const slot = await acquireHostSlot('h:22', opts(stateDir, { maxWaitMs: 0 }));
+    expect(slot.reclaimed).toEqual([{ owner: expect.objectContaining({ pid: process.pid, token: 'recycled' }), reason: 'owner-gone' }]);
+    await expect(lstat(file)).rejects.toThrow(/ENOENT/);
     await slot.release();
   });
 
