@@ -96,7 +96,7 @@ async function ensureDir(rfs: RemoteFs, remote: string, mode: number): Promise<b
   } catch (err: unknown) {
     // mkdir fails with a generic FAILURE when the directory exists; only then is it fine.
     const st = await rfs.statOrUndefined(remote);
-    if (!isDir(st)) throw err;
+    if (!isDir(st)) throw await explainWriteFailure(rfs, err, path.dirname(remote), 0);
     return false;
   }
 }

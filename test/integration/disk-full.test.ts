@@ -18,7 +18,9 @@ let sshd: Sshd;
 let work: string;
 /** The tmpfs mount point: the remote target directory. */
 let full: string;
-let mounted = false;
+/** A tmpfs with room but no free inodes. */
+let noInodes: string;
+const mounts: string[] = [];
 let env: NodeJS.ProcessEnv;
 let oldHash: string;
 let reports = 0;
@@ -36,9 +38,9 @@ function randomFile(file: string, size: number): void {
   }
 }
 
-async function upload(args: string[]): Promise<{ result: CliResult; report: Report }> {
+async function upload(args: string[], target = full): Promise<{ result: CliResult; report: Report }> {
   const reportFile = path.join(work, `report-${++reports}.json`);
-  const result = await runCli(['--report', reportFile, ...args, `${sshd.user}@127.0.0.1:${full}`], env, 120_000);
+  const result = await runCli(['--report', reportFile, ...args, `${sshd.user}@127.0.0.1:${target}`], env, 120_000);
   const report = JSON.parse(fs.readFileSync(reportFile, 'utf8')) as Report;
   return { result, report };
 }
@@ -65,7 +67,11 @@ suite('a full filesystem on the server (20 MiB tmpfs)', () => {
     full = path.join(work, 'full');
     fs.mkdirSync(full);
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=20m', 'tmpfs', full]);
-    mounted = true;
+    mounts.push(full);
+    noInodes = path.join(work, 'no-inodes');
+    fs.mkdirSync(noInodes);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=20m,nr_inodes=16', 'tmpfs', noInodes]);
+    mounts.push(noInodes);
     randomFile(path.join(full, 'app.bin'), MiB);
     oldHash = sha256(path.join(full, 'app.bin'));
     sshd = await startSshd();
@@ -74,7 +80,7 @@ suite('a full filesystem on the server (20 MiB tmpfs)', () => {
 
   afterAll(async () => {
     await sshd?.stop();
-    if (mounted) execFileSync('umount', [full]);
+    for (const dir of mounts) execFileSync('umount', [dir]);
     if (work) fs.rmSync(work, { recursive: true, force: true });
   });
 
@@ -105,5 +111,28 @@ suite('a full filesystem on the server (20 MiB tmpfs)', () => {
     };
     if (fs.existsSync(landed)) walk(landed);
     expect(temps).toEqual([]);
+  });
+
+  test('no free inodes: a small file cannot even be created; remote-disk-full says so, the old file is intact', async () => {
+    const old = path.join(noInodes, 'app.bin');
+    fs.writeFileSync(old, 'old release\n');
+    // Use up every inode left (tmpfs answers ENOSPC; sftp-server turns it into a bare "Failure").
+    for (let i = 0; i < 32; i++) {
+      try {
+        fs.writeFileSync(path.join(noInodes, `filler-${i}`), '');
+      } catch {
+        break;
+      }
+    }
+    const source = path.join(work, 'small', 'app.bin');
+    fs.mkdirSync(path.dirname(source), { recursive: true });
+    fs.writeFileSync(source, 'new release\n');
+    const { result, report } = await upload([source], noInodes);
+    expect(result.stderr).toContain('[remote-disk-full]');
+    expect(result.stderr).toContain('no free inodes');
+    expect({ code: result.code, cause: report.cause, freeFiles: report.details?.['freeFiles'] }).toEqual({ code: 1, cause: 'remote-disk-full', freeFiles: 0 });
+    expect(report.attempts).toHaveLength(1);
+    expect(fs.readFileSync(old, 'utf8')).toBe('old release\n');
+    expect(fs.readdirSync(noInodes).filter((n) => n.includes('.safe-scp-'))).toEqual([]);
   });
 });
