@@ -25,6 +25,7 @@ function build(yargs: typeof Yargs, argv: string[]) {
     .option('identity', { alias: 'i', type: 'string', describe: 'private key file (repeatable); SSH_PRIVATE_KEY is used too' })
     .option('recursive', { alias: 'r', type: 'boolean', describe: 'copy directories recursively' })
     .option('preserve', { alias: 'p', type: 'boolean', describe: 'keep modification times and modes' })
+    .option('staged', { type: 'boolean', describe: 'upload every file under a temporary name, then rename all in one burst (--no-staged: rename each as it arrives)', defaultDescription: 'on for -r and several sources' })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'print only errors' })
     .option('verbose', { alias: 'v', type: 'boolean', describe: 'print each step' })
     .option('option', { alias: 'o', type: 'string', describe: 'OpenSSH option Key=Value (Port, User, IdentityFile, ConnectTimeout, UserKnownHostsFile, StrictHostKeyChecking, ProxyJump, ServerAliveInterval, ServerAliveCountMax, ConnectionAttempts, BatchMode)' })
@@ -114,6 +115,7 @@ async function main(): Promise<number> {
     identity: list(argv['identity']),
     recursive: argv['recursive'] as boolean | undefined,
     preserve: argv['preserve'] as boolean | undefined,
+    staged: argv['staged'] as boolean | undefined,
     quiet: argv['quiet'] as boolean | undefined,
     verbose: argv['verbose'] as boolean | undefined,
     option: list(argv['option']),

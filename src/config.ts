@@ -12,6 +12,7 @@ export interface RawOptions {
   identity?: readonly string[] | undefined;
   recursive?: boolean | undefined;
   preserve?: boolean | undefined;
+  staged?: boolean | undefined;
   quiet?: boolean | undefined;
   verbose?: boolean | undefined;
   option?: readonly string[] | undefined;
@@ -52,6 +53,8 @@ export interface ResolvedConfig {
   readonly hosts: readonly HostTarget[];
   readonly recursive: boolean;
   readonly preserve: boolean;
+  /** Upload: staged commit (every file verified under a temporary name, then all renamed in one burst). */
+  readonly staged: boolean;
   readonly quiet: boolean;
   readonly verbose: boolean;
   readonly identityFiles: readonly string[];
@@ -284,6 +287,7 @@ export function resolveConfig(raw: RawOptions, env: Env): ResolvedConfig {
     hosts,
     recursive: raw.recursive ?? false,
     preserve: raw.preserve ?? false,
+    staged: direction === 'upload' && (raw.staged ?? ((raw.recursive ?? false) || sourceOperands.length > 1)),
     quiet: raw.quiet ?? false,
     verbose: raw.verbose ?? false,
     identityFiles: [...(raw.identity ?? []), ...(ssh.get('IdentityFile') ?? [])].map((f) => expandHome(f, env)),

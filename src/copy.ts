@@ -38,6 +38,8 @@ export interface HostResult {
   bytes: number;
   files: number;
   durationMs: number;
+  /** Staged commit: how many files the rename burst moved into place and how long it took (a reader's mixed window). */
+  commit?: { files: number; durationMs: number };
 }
 
 export interface CopyResult {
@@ -336,7 +338,7 @@ async function copyToHost(
   }
   // Temp files of an attempt whose connection died are removed by the next attempt; when no attempt
   // follows (out of retries, interrupted, permanent failure) one short extra connection removes them.
-  if (error && state.temps.size > 0) await removeLeftoverTemps(target, config, state, deps, (tunnels, cleanupSignal) =>
+  if (error && state.temps.size + state.staged.size > 0) await removeLeftoverTemps(target, config, state, deps, (tunnels, cleanupSignal) =>
     connectChain(0, tunnels, () => undefined, cleanupSignal, Math.min(config.connectTimeoutMs, CLEANUP_CONNECT_MS)),
   );
   const hostFiles = [...state.done.values()];
@@ -353,6 +355,7 @@ async function copyToHost(
       bytes: hostFiles.reduce((sum, f) => sum + f.bytes, 0),
       files: hostFiles.length,
       durationMs: Date.now() - started,
+      ...(state.commit ? { commit: state.commit } : {}),
     },
     files: hostFiles,
     error,
@@ -389,6 +392,8 @@ async function removeLeftoverTemps(
     session?.client.destroy();
   };
   bound.addEventListener('abort', cut, { once: true });
+  for (const file of state.staged.values()) state.temps.add(file.staged);
+  state.staged.clear();
   try {
     session = await connect(tunnels, bound);
     for (const temp of [...state.temps]) {
@@ -433,7 +438,7 @@ async function transferWithWatchdog(session: Session, tunnels: readonly Tunnel[]
   };
   signal.addEventListener('abort', onAbort, { once: true });
   try {
-    const options = { ...UPLOAD_DEFAULTS, preserve: config.preserve };
+    const options = { ...UPLOAD_DEFAULTS, preserve: config.preserve, staged: config.staged };
     const work =
       config.direction === 'upload'
         ? prepared.localSources().then((sources) => upload(session.fs, sources, config.target, options, state, prepared.prefetch))

@@ -35,6 +35,7 @@ export type SafeScpEvent =
   | { kind: 'host-key-learned'; host: string; port: number; type: string; fingerprint: string; file: string; line: string }
   | { kind: 'attempt-failed'; evidence: AttemptEvidence; cause: CauseCode; phase: Phase; message: string; retryable: boolean; nextDelayMs?: number; retriesLeft: number }
   | { kind: 'file-done'; source: string; target: string; bytes: number; skipped: boolean; durationMs: number }
+  | { kind: 'commit'; files: number; durationMs: number }
   | { kind: 'debug'; message: string };
 
 export type EventSink = (event: SafeScpEvent) => void;

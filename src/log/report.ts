@@ -27,7 +27,18 @@ export interface Report {
     evidence: Record<string, unknown>;
   }>;
   files: Array<{ source: string; target: string; bytes: number; verified: boolean }>;
-  hosts: Array<{ host: string; port: number; ok: boolean; exitCode: number; cause: string | null; attempts: number; bytes: number; durationMs: number }>;
+  hosts: Array<{
+    host: string;
+    port: number;
+    ok: boolean;
+    exitCode: number;
+    cause: string | null;
+    attempts: number;
+    bytes: number;
+    durationMs: number;
+    /** Staged commit: files renamed in the final burst and how long it took; null without a burst. */
+    commit: { files: number; durationMs: number } | null;
+  }>;
   details?: Record<string, unknown>;
 }
 
@@ -53,7 +64,17 @@ export function buildReport(result: CopyResult, exitCode: number): Report {
       return { host, port, attempt, phase, cause: cause ?? null, startedAt, durationMs, error: text ? stripControl(text) : null, evidence };
     }),
     files: result.files.map((f) => ({ source: f.source, target: f.target, bytes: f.bytes, verified: f.verified })),
-    hosts: result.hosts.map((h) => ({ host: h.host, port: h.port, ok: h.ok, exitCode: h.exitCode, cause: h.cause ?? null, attempts: h.attempts, bytes: h.bytes, durationMs: h.durationMs })),
+    hosts: result.hosts.map((h) => ({
+      host: h.host,
+      port: h.port,
+      ok: h.ok,
+      exitCode: h.exitCode,
+      cause: h.cause ?? null,
+      attempts: h.attempts,
+      bytes: h.bytes,
+      durationMs: h.durationMs,
+      commit: h.commit ?? null,
+    })),
     ...(error && Object.keys(error.details).length > 0 ? { details: { ...error.details } } : {}),
   };
 }

@@ -40,6 +40,8 @@ export function formatEvent(event: SafeScpEvent, style: TextStyle): string | und
       return style.verbose ? `safe-scp: waited ${formatDuration(event.waitedMs)} for a connection slot to ${event.host}:${event.port}` : undefined;
     case 'file-done':
       return style.verbose ? `safe-scp: ${event.source} -> ${event.target} (${event.bytes} bytes, ${formatDuration(event.durationMs)})` : undefined;
+    case 'commit':
+      return style.verbose ? `safe-scp: renamed ${event.files} staged file${event.files === 1 ? '' : 's'} into place in ${formatDuration(event.durationMs)}` : undefined;
     case 'debug':
       return style.verbose ? `safe-scp: ${stripControl(event.message)}` : undefined;
     case 'plan':

@@ -9,11 +9,22 @@ export interface FileResult {
   verified: boolean;
 }
 
+/** A file written and verified under its staged name, waiting for the commit burst (staging.ts). */
+export interface StagedFile {
+  readonly staged: string;
+  readonly remote: string;
+  readonly result: FileResult;
+}
+
 export class TransferState {
   /** Targets already written and verified; a retry skips them. */
   readonly done = new Map<string, FileResult>();
   /** Remote or local temporary files that may still exist (removed on the next chance). */
   readonly temps = new Set<string>();
+  /** Files verified under their staged name and not yet renamed into place, by final name. */
+  readonly staged = new Map<string, StagedFile>();
+  /** The last commit burst: how many files it renamed and how long it took. */
+  commit: { files: number; durationMs: number } | undefined;
   lastProgress = Date.now();
   bytes = 0;
 

@@ -2,12 +2,13 @@
 import fs from 'node:fs/promises';
 import path from 'node:path/posix';
 import { classifyLocalError } from '../classify.js';
-import { SafeScpError } from '../errors.js';
+import { SafeScpError, isSafeScpError } from '../errors.js';
 import { explainWriteFailure } from '../ssh/disk-space.js';
 import type { RemoteFs, RemoteStats } from '../ssh/remote-fs.js';
 import type { LocalItem, LocalSource } from './local-tree.js';
 import { SMALL_FILE, readSmallFile, type Prefetch } from './prefetch.js';
 import { pool, tempName, type TransferState } from './progress.js';
+import { alreadyStaged, commitStaged, listDirs, lookUp, removeStaged, leftovers, stagedName, type Listing } from './staging.js';
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
@@ -21,6 +22,8 @@ export interface UploadOptions {
   readonly requestsInFlight: number;
   /** Files in flight at once. */
   readonly filesInFlight: number;
+  /** Staged commit (staging.ts): every file verified under a temporary name first, then all renamed in one burst. */
+  readonly staged: boolean;
 }
 
 /**
@@ -34,7 +37,7 @@ export interface UploadOptions {
  * (2000-file tree, client CPU: 16 files 0.45 s, 32 0.39 s, 64 0.29 s, 128 0.30 s), capped by the server's
  * open-handle limit (RemoteFs.filesInFlight). The reads in flight across all files are bounded (BufferPool).
  */
-export const UPLOAD_DEFAULTS: UploadOptions = { preserve: false, chunkSize: 128 * 1024, requestsInFlight: 16, filesInFlight: 64 };
+export const UPLOAD_DEFAULTS: UploadOptions = { preserve: false, chunkSize: 128 * 1024, requestsInFlight: 16, filesInFlight: 64, staged: false };
 
 interface Job {
   readonly item: LocalItem;
@@ -42,6 +45,8 @@ interface Job {
   /** The remote directory the file lands in (normalized), and its temporary name there. */
   readonly parent: string;
   readonly temp: string;
+  /** Staged commit: the name the verified file waits under until the burst. */
+  staged?: string;
 }
 
 /** A job's paths, worked out once when the job list is made rather than in every file's hot path. */
@@ -140,8 +145,22 @@ export async function upload(
       });
     }
   }
+  const listing = options.staged ? await stage(rfs, jobs, created, filesInFlight, options, state) : new Map();
   const buffers = new BufferPool(Math.max(1024, Math.min(options.chunkSize, rfs.maxWriteLength)), 2 * Math.max(1, options.requestsInFlight));
-  await pool(jobs, filesInFlight, (j) => uploadFile(rfs, j, options, state, buffers, created.has(j.parent), prefetch));
+  const toSend = jobs.filter((j) => !state.staged.has(j.remote));
+  try {
+    await pool(toSend, filesInFlight, (j) => uploadFile(rfs, j, options, state, buffers, created.has(j.parent), listing, prefetch));
+    if (options.staged) {
+      const files = [...state.staged.values()];
+      const durationMs = await commitStaged(rfs, files, state);
+      state.commit = { files: files.length, durationMs };
+      state.emit({ kind: 'commit', files: files.length, durationMs });
+    }
+  } catch (err: unknown) {
+    // A retry resumes from the staged files; a run that ends here (permanent failure, interrupt) removes them.
+    if (options.staged && (state.signal?.aborted || !(isSafeScpError(err) && err.retryable))) await removeStaged(rfs, state);
+    throw err;
+  }
   if (options.preserve) {
     for (const [i, source] of sources.entries()) {
       const dest = destination(dests[i] as string);
@@ -150,6 +169,28 @@ export async function upload(
       }
     }
   }
+}
+
+/**
+ * Staged commit, before any file is sent: lists the directories that existed before this attempt (one listing
+ * each, instead of a stat per file), finds the files an earlier attempt or run already verified under their staged
+ * names (they are not sent again) and removes temporary names a run that could not clean up left beside them.
+ */
+async function stage(rfs: RemoteFs, jobs: Job[], created: ReadonlySet<string>, limit: number, options: UploadOptions, state: TransferState): Promise<Listing> {
+  const listing = await listDirs(rfs, [...new Set(jobs.filter((j) => !created.has(j.parent)).map((j) => j.parent))], limit);
+  state.staged.clear();
+  const stale: string[] = [];
+  for (const j of jobs) {
+    const staged = stagedName(j.remote, j.item, options.preserve);
+    j.staged = staged;
+    stale.push(...leftovers(listing, j.parent, j.remote, staged));
+    if (alreadyStaged(listing, j.parent, staged, j.item)) {
+      state.staged.set(j.remote, { staged, remote: j.remote, result: { source: j.item.path, target: j.remote, bytes: j.item.size, verified: true } });
+    }
+  }
+  await pool(stale, limit, (p) => rfs.unlink(p).catch(() => undefined));
+  if (state.staged.size > 0) state.emit({ kind: 'debug', message: `${state.staged.size} files already verified on the server by an earlier attempt; not sent again` });
+  return listing;
 }
 
 /** Removes temporary files an earlier attempt left behind. */
@@ -167,11 +208,13 @@ async function uploadFile(
   state: TransferState,
   buffers: BufferPool,
   newParent: boolean,
+  listing: Listing,
   prefetch: Prefetch | undefined,
 ): Promise<void> {
   const started = Date.now();
   const { item, remote, temp } = job;
-  const existing = options.preserve || newParent ? undefined : await rfs.statOrUndefined(remote);
+  const listed = options.preserve || newParent ? undefined : lookUp(listing, job.parent, remote);
+  const existing = listed === 'unknown' ? await rfs.statOrUndefined(remote) : listed;
   if (existing && isDir(existing)) {
     throw new SafeScpError('remote-failure', `remote ${remote} is a directory; cannot replace it with a file`, { phase: 'transfer', remotePath: remote });
   }
@@ -217,7 +260,7 @@ async function uploadFile(
     }
     // The server's umask may have narrowed the mode given at open; set it exactly (no request when it did not).
     if (!options.preserve && (typeof st.mode !== 'number' || (st.mode & 0o7777) !== mode)) await rfs.setstat(temp, { mode });
-    await rfs.replace(temp, remote);
+    await rfs.replace(temp, job.staged ?? remote);
     state.temps.delete(temp);
   } catch (err: unknown) {
     if (handle) await rfs.close(handle, temp).catch(() => undefined);
@@ -231,7 +274,9 @@ async function uploadFile(
   } finally {
     if (local.file) await local.file.close();
   }
-  state.done.set(remote, { source: item.path, target: remote, bytes: item.size, verified: true });
+  const result = { source: item.path, target: remote, bytes: item.size, verified: true };
+  if (job.staged) state.staged.set(remote, { staged: job.staged, remote, result });
+  else state.done.set(remote, result);
   state.emit({ kind: 'file-done', source: item.path, target: remote, bytes: item.size, skipped: false, durationMs: Date.now() - started });
 }
 

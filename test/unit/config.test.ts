@@ -154,6 +154,15 @@ describe('values that are accepted', () => {
     expect(pick(resolve(extra))).toEqual(expected);
   });
 
+  test('staged commit: on for -r and several sources, off for one file, --no-staged and downloads', () => {
+    expect(resolve().staged).toBe(false);
+    expect(resolve({ recursive: true }).staged).toBe(true);
+    expect(resolveConfig({ operands: ['a', 'b', 'web1:/srv/'] }, ENV).staged).toBe(true);
+    expect(resolve({ recursive: true, staged: false }).staged).toBe(false);
+    expect(resolve({ staged: true }).staged).toBe(true);
+    expect(resolveConfig({ operands: ['web1:/srv/app', '.'], recursive: true }, ENV).staged).toBe(false);
+  });
+
   test('a port in the operand wins over -P', () => {
     const c = resolveConfig({ operands: ['dist', 'scp://web1:2022/srv'], port: '2222' }, ENV);
     expect(c.hosts[0]?.port).toBe(2022);

@@ -72,7 +72,7 @@ describe('buildReport', () => {
       error: null,
       evidence: { serverVersion: 'SSH-2.0-OpenSSH_9.6', bytesBeforeBanner: 0 },
     });
-    expect(report.hosts).toEqual([{ host: 'web1', port: 22, ok: true, exitCode: 0, cause: null, attempts: 2, bytes: 123, durationMs: 900 }]);
+    expect(report.hosts).toEqual([{ host: 'web1', port: 22, ok: true, exitCode: 0, cause: null, attempts: 2, bytes: 123, durationMs: 900, commit: null }]);
     expect(report).not.toHaveProperty('details');
   });
 
@@ -92,7 +92,7 @@ describe('buildReport', () => {
     expect(report.explanation).toBe(CAUSE_HELP['throttled-by-server'].summary);
     expect(report.checks).toEqual(CAUSE_HELP['throttled-by-server'].checks);
     expect(report.details).toEqual({ error: 'Connection lost before handshake' });
-    expect(report.hosts[0]).toEqual({ host: 'web1', port: 22, ok: false, exitCode: 75, cause: 'throttled-by-server', attempts: 1, bytes: 0, durationMs: 900 });
+    expect(report.hosts[0]).toEqual({ host: 'web1', port: 22, ok: false, exitCode: 75, cause: 'throttled-by-server', attempts: 1, bytes: 0, durationMs: 900, commit: null });
   });
 
   test('the analysis lines are whole and free of control characters', () => {

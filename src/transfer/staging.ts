@@ -1,0 +1,99 @@
+// Staged commit of a tree: every file is written and verified under a temporary name first, then all are renamed
+// into place in one pipelined burst, so a run that fails before the burst leaves every final name as it was.
+import { createHash } from 'node:crypto';
+import type { RemoteFs, RemoteStats } from '../ssh/remote-fs.js';
+import type { LocalItem } from './local-tree.js';
+import { pool, type StagedFile, type TransferState } from './progress.js';
+
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const STAGED_SUFFIX = '.staged';
+
+/** A remote directory's entries by name; absent for a directory that could not be listed. */
+export type Listing = ReadonlyMap<string, ReadonlyMap<string, RemoteStats>>;
+
+function split(remote: string): { dir: string; base: string } {
+  const slash = remote.lastIndexOf('/');
+  return { dir: remote.slice(0, slash + 1), base: remote.slice(slash + 1) };
+}
+
+const stagedPrefix = (base: string): string => `.${base.slice(0, 180)}.safe-scp-`;
+
+/**
+ * The name a verified file waits under. It is derived from what rsync's quick check compares (the source's size
+ * and mtime) and from what shapes the file on the server (mode, -p), so a later attempt or a rerun of the same
+ * deploy finds what an earlier one verified and does not send it again; a changed source gets another name.
+ */
+export function stagedName(remote: string, item: LocalItem, preserve: boolean): string {
+  const token = createHash('sha256')
+    .update(`${item.size}\0${Math.trunc(item.mtimeMs)}\0${item.mode}\0${preserve ? 'p' : ''}`)
+    .digest('hex')
+    .slice(0, 16);
+  const { dir, base } = split(remote);
+  return `${dir}${stagedPrefix(base)}${token}${STAGED_SUFFIX}`;
+}
+
+/** Lists `dirs` (several in flight); a directory that cannot be listed is left out, and its files are stat'ed one by one. */
+export async function listDirs(rfs: RemoteFs, dirs: readonly string[], limit: number): Promise<Listing> {
+  const listing = new Map<string, Map<string, RemoteStats>>();
+  await pool(dirs, limit, async (dir) => {
+    const entries = await rfs.readdir(dir).catch(() => undefined);
+    if (entries) listing.set(dir, new Map(entries.map((e) => [e.name, e.attrs])));
+  });
+  return listing;
+}
+
+/** What the listing says of `remote`: its stats, undefined when absent, or 'unknown' when its directory was not listed. */
+export function lookUp(listing: Listing, parent: string, remote: string): RemoteStats | undefined | 'unknown' {
+  const dir = listing.get(parent);
+  return dir === undefined ? 'unknown' : dir.get(split(remote).base);
+}
+
+/** Whether a complete staged copy of `item` is already on the server (an earlier attempt or run verified it). */
+export function alreadyStaged(listing: Listing, parent: string, staged: string, item: LocalItem): boolean {
+  const st = lookUp(listing, parent, staged);
+  return st !== 'unknown' && st !== undefined && (st.mode & S_IFMT) === S_IFREG && st.size === item.size;
+}
+
+/**
+ * Temporary names of `remote` that a run which could not clean up left behind: staged copies of another version of
+ * the source, and partly written files (`tempName`). They are removed before this upload writes its own.
+ */
+export function leftovers(listing: Listing, parent: string, remote: string, keep: string): string[] {
+  const dir = listing.get(parent);
+  if (!dir) return [];
+  const { dir: prefix, base } = split(remote);
+  const start = stagedPrefix(base);
+  const keepName = split(keep).base;
+  const left: string[] = [];
+  for (const name of dir.keys()) {
+    if (name === keepName || !name.startsWith(start)) continue;
+    const token = name.slice(start.length);
+    if (/^[0-9a-f]{16}\.staged$/.test(token) || /^[0-9a-z]{1,8}\.part$/.test(token)) left.push(`${prefix}${name}`);
+  }
+  return left;
+}
+
+/**
+ * Renames every staged file into place, all requests in flight at once (the server handles them back to back);
+ * resolves with how long the burst took: the window in which a reader can see old and new files side by side.
+ */
+export async function commitStaged(rfs: RemoteFs, staged: readonly StagedFile[], state: TransferState): Promise<number> {
+  const started = Date.now();
+  await pool(staged, Math.max(1, staged.length), async (file) => {
+    await rfs.replace(file.staged, file.remote);
+    state.staged.delete(file.remote);
+    state.done.set(file.remote, file.result);
+  });
+  return Date.now() - started;
+}
+
+/** Removes the staged files of a run that gives up (best effort: a connection that is gone leaves them for the clean-up). */
+export async function removeStaged(rfs: RemoteFs, state: TransferState): Promise<void> {
+  await pool([...state.staged.values()], 64, async (file) => {
+    await rfs.unlink(file.staged).then(
+      () => state.staged.delete(file.remote),
+      () => undefined,
+    );
+  });
+}
