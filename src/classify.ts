@@ -176,6 +176,43 @@ export function classifySftpError(err: unknown, op: string, path: string): SafeS
   return new SafeScpError('remote-failure', `remote ${op} ${path}: ${message}`, { phase: 'transfer', remotePath: path, cause: err });
 }
 
+/** Free space on a remote filesystem, from statvfs@openssh.com. */
+export interface RemoteSpace {
+  /** Bytes an unprivileged user may still write (f_bavail * f_frsize). */
+  readonly freeBytes: number;
+  /** Files that may still be created (f_favail). */
+  readonly freeFiles: number;
+}
+
+/** Below this, a filesystem counts as full whatever was being written (a block or two, or the server's reserve). */
+const NEARLY_FULL = 64 * 1024;
+
+/** Whether `err` is the bare SSH_FX_FAILURE a server sends for many things (OpenSSH's sftp-server: ENOSPC among them). */
+export function isGenericSftpFailure(err: unknown): boolean {
+  if (!isSafeScpError(err) || err.code !== 'remote-failure') return false;
+  const raw = err.cause as Coded | undefined;
+  return typeof raw === 'object' && raw !== null && raw.code === 4;
+}
+
+/**
+ * A write to `dir` failed with a generic FAILURE: `space` is what statvfs said about that filesystem afterwards
+ * (the temporary file still there), or undefined when the server cannot say. Disk full when less is free than
+ * the `size` being written, or next to nothing, or no file can be created; otherwise the error as it was.
+ */
+export function classifyWithSpace(err: SafeScpError, space: RemoteSpace | undefined, dir: string, size: number): SafeScpError {
+  if (!space || !isGenericSftpFailure(err)) return err;
+  const noFiles = space.freeFiles === 0;
+  if (!noFiles && space.freeBytes >= size && space.freeBytes >= NEARLY_FULL) return err;
+  const what = noFiles ? 'no free inodes (no file can be created)' : `${space.freeBytes} bytes free, ${size} bytes to write`;
+  return new SafeScpError('remote-disk-full', `${err.message}: the filesystem of ${dir} on the server is full (${what})`, {
+    phase: err.phase,
+    ...(err.host === undefined ? {} : { host: err.host }),
+    remotePath: err.remotePath ?? dir,
+    cause: err,
+    details: { directory: dir, freeBytes: space.freeBytes, freeFiles: space.freeFiles, fileBytes: size },
+  });
+}
+
 /** Maps a local file-system error. */
 export function classifyLocalError(err: unknown, op: string, path: string): SafeScpError {
   if (isSafeScpError(err)) return err;

@@ -48,6 +48,7 @@ export type CauseCode =
   | 'remote-no-such-path'
   | 'remote-disk-full'
   | 'remote-failure'
+  | 'remote-unsafe-name'
   | 'connection-lost-mid-transfer'
   | 'stalled'
   | 'verify-failed'
@@ -92,6 +93,7 @@ export const CAUSES: Readonly<Record<CauseCode, CauseInfo>> = {
   'remote-no-such-path': { exitCode: 1, retryable: false },
   'remote-disk-full': { exitCode: 1, retryable: false },
   'remote-failure': { exitCode: 1, retryable: false },
+  'remote-unsafe-name': { exitCode: 1, retryable: false },
   'connection-lost-mid-transfer': { exitCode: 75, retryable: true },
   stalled: { exitCode: 75, retryable: true },
   'verify-failed': { exitCode: 1, retryable: false },

@@ -86,8 +86,21 @@ export const CAUSE_HELP: Readonly<Record<CauseCode, CauseHelp>> = {
   },
   'remote-permission-denied': { summary: 'The server refused a file operation: permission denied.', checks: ['Check ownership and permissions of the target directory (`ls -ld DIR`) for the login user.'] },
   'remote-no-such-path': { summary: 'A remote path does not exist.', checks: ['Check the target path; create the parent directory first, or copy with -r into an existing directory.'] },
-  'remote-disk-full': { summary: 'The server\'s disk is full.', checks: ['`df -h TARGET_DIR` on the server.'] },
+  'remote-disk-full': {
+    summary: 'The filesystem that holds the target directory on the server is full (no space or no free inodes). The file under the final name was left as it was, and the partial temporary file was removed.',
+    checks: [
+      'On the server: `df -h TARGET_DIR` and `df -i TARGET_DIR` show free space and inodes of that filesystem; `findmnt -T TARGET_DIR` shows which mount it is (a small tmpfs or a separate /srv volume fills up first).',
+      'Free space on that filesystem (old releases, logs: `du -xsh TARGET_DIR/* | sort -h`) or grow it, then run the job again; a user quota (`quota -s`) fills up the same way.',
+    ],
+  },
   'remote-failure': { summary: 'A remote file operation failed.', checks: ['Check the target path, free space (`df -h`) and permissions on the server.'] },
+  'remote-unsafe-name': {
+    summary: 'The server sent a file name that would leave the download target (`..`, a `/`, an absolute path, a control character or an empty name). Honest SFTP servers never list such names: the server is misbehaving or compromised. Nothing was written outside the local target.',
+    checks: [
+      'Treat the server as suspect: check that the host key is the one you expect and look at what runs as the SFTP subsystem (`Subsystem` in /etc/ssh/sshd_config, ForceCommand for this user).',
+      'Look at the remote directory named above (`ls -la` on the server) for files with such names; do not retry until the server is understood.',
+    ],
+  },
   'connection-lost-mid-transfer': {
     summary: 'The connection dropped during the transfer (reset or closed).',
     checks: ['Check the network path (MTU, idle timeouts on firewalls/NAT), and sshd logs for the time of the drop.'],

@@ -1,7 +1,7 @@
 // Promise wrapper over ssh2's SFTP channel that fails every pending call when the connection dies.
 import type { FileHandle } from 'node:fs/promises';
 import type { Attributes, FileEntry, SFTPWrapper, Stats } from 'ssh2';
-import { classifyLocalError, classifySftpError } from '../classify.js';
+import { classifyLocalError, classifySftpError, type RemoteSpace } from '../classify.js';
 import { SafeScpError } from '../errors.js';
 import { ShortRead, type DirectWriter } from './direct-write.js';
 
@@ -242,6 +242,15 @@ export class RemoteFs {
   async readdir(path: string): Promise<RemoteEntry[]> {
     const list = await this.call<FileEntry[]>('readdir', path, (cb) => this.sftp.readdir(path, cb));
     return list.map((e) => ({ name: e.filename, attrs: e.attrs as Stats }));
+  }
+
+  /** Free space on the filesystem holding `path` (statvfs@openssh.com); rejects when the server does not offer it. */
+  async statvfs(path: string): Promise<RemoteSpace> {
+    const info = await this.call<Record<string, unknown>>('statvfs', path, (cb) => this.sftp.ext_openssh_statvfs(path, (err, fsInfo: Record<string, unknown>) => cb(err, fsInfo)));
+    const n = (v: unknown): number => (typeof v === 'bigint' ? Number(v) : typeof v === 'number' ? v : NaN);
+    const space = { freeBytes: n(info['f_bavail']) * (n(info['f_frsize']) || n(info['f_bsize'])), freeFiles: n(info['f_favail']) };
+    if (!Number.isFinite(space.freeBytes) || !Number.isFinite(space.freeFiles)) throw new Error(`statvfs ${path}: incomplete answer`);
+    return space;
   }
 
   /** Whether the server offers atomic replace (posix-rename@openssh.com). */

@@ -27,9 +27,15 @@ interface RemoteItem {
   readonly attrs: RemoteStats;
 }
 
-/** A name from the server is used only when it is a single, ordinary path segment. */
+/** A name from the server is used only when it is a single, ordinary path segment without control characters. */
 export function safeSegment(name: string): boolean {
-  return name !== '' && name !== '.' && name !== '..' && !name.includes('/') && !name.includes('\\') && !name.includes('\0');
+  // eslint-disable-next-line no-control-regex
+  return name !== '' && name !== '.' && name !== '..' && !/[/\\\u0000-\u001f\u007f-\u009f]/.test(name);
+}
+
+/** A name the server sent that would leave the target: the server misbehaves; never retried. */
+function unsafeName(message: string, remotePath?: string): SafeScpError {
+  return new SafeScpError('remote-unsafe-name', message, { phase: 'transfer', ...(remotePath === undefined ? {} : { remotePath }) });
 }
 
 async function walkRemote(rfs: RemoteFs, source: string, recursive: boolean, state: TransferState): Promise<RemoteItem[]> {
@@ -47,10 +53,7 @@ async function walkRemote(rfs: RemoteFs, source: string, recursive: boolean, sta
     for (const entry of entries) {
       if (entry.name === '.' || entry.name === '..') continue;
       if (!safeSegment(entry.name)) {
-        throw new SafeScpError('remote-failure', `refusing unsafe file name from the server in ${dir.remote}: ${JSON.stringify(entry.name)}`, {
-          phase: 'transfer',
-          remotePath: dir.remote,
-        });
+        throw unsafeName(`refusing unsafe file name from the server in ${dir.remote}: ${JSON.stringify(entry.name)}; nothing was written outside the target`, dir.remote);
       }
       const child: RemoteItem = {
         type: (entry.attrs.mode & S_IFMT) === S_IFDIR ? 'dir' : 'file',
@@ -101,10 +104,15 @@ export async function download(rfs: RemoteFs, sources: readonly string[], target
   for (const source of sources) {
     const items = await walkRemote(rfs, source === '' ? '.' : source, options.recursive, state);
     const first = items[0] as RemoteItem;
-    const name = posix.basename(first.remote === '.' ? await rfs.realpath('.') : first.remote);
+    // The login directory's name comes from the server (realpath); any other name is the user's own operand.
+    const fromServer = first.remote === '.';
+    const name = posix.basename(fromServer ? await rfs.realpath('.') : first.remote);
     let root: string;
     if (targetStat?.isDirectory()) {
-      if (!safeSegment(name)) throw new SafeScpError('remote-failure', `refusing unsafe remote name ${JSON.stringify(name)}`, { phase: 'transfer' });
+      if (!safeSegment(name)) {
+        const text = `refusing unsafe remote name ${JSON.stringify(name)}`;
+        throw fromServer ? unsafeName(`${text} (the server's real path of the login directory)`) : new SafeScpError('remote-failure', text, { phase: 'transfer' });
+      }
       root = path.join(targetAbs, name);
     } else {
       root = targetAbs;
@@ -113,7 +121,7 @@ export async function download(rfs: RemoteFs, sources: readonly string[], target
     }
     const localPath = (item: RemoteItem): string => {
       const p = path.join(root, ...item.segments);
-      if (p !== root && !p.startsWith(root + path.sep)) throw new SafeScpError('remote-failure', `refusing to write outside ${root}`, { phase: 'transfer' });
+      if (p !== root && !p.startsWith(root + path.sep)) throw unsafeName(`refusing to write outside ${root}`, item.remote);
       return p;
     };
     for (const dir of items.filter((i) => i.type === 'dir')) {

@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path/posix';
 import { classifyLocalError } from '../classify.js';
 import { SafeScpError, isSafeScpError } from '../errors.js';
+import { explainWriteFailure } from '../ssh/disk-space.js';
 import type { RemoteFs, RemoteStats } from '../ssh/remote-fs.js';
 import type { LocalItem, LocalSource } from './local-tree.js';
 import { SMALL_FILE, readSmallFile, type Prefetch } from './prefetch.js';
@@ -100,7 +101,7 @@ async function ensureDir(rfs: RemoteFs, remote: string, mode: number): Promise<b
   } catch (err: unknown) {
     // mkdir fails with a generic FAILURE when the directory exists; only then is it fine.
     const st = await rfs.statOrUndefined(remote);
-    if (!isDir(st)) throw err;
+    if (!isDir(st)) throw await explainWriteFailure(rfs, err, path.dirname(remote), 0);
     return false;
   }
 }
@@ -263,11 +264,13 @@ async function uploadFile(
     state.temps.delete(temp);
   } catch (err: unknown) {
     if (handle) await rfs.close(handle, temp).catch(() => undefined);
+    // Asked while the temporary file still holds the space it took: removing it frees that space.
+    const failure = await explainWriteFailure(rfs, err, job.parent, item.size);
     await rfs.unlink(temp).then(
       () => state.temps.delete(temp),
       () => undefined,
     );
-    throw err;
+    throw failure;
   } finally {
     if (local.file) await local.file.close();
   }

@@ -1,5 +1,5 @@
 // A malicious SFTP server (ssh2 Server, loopback) sends hostile names; the built CLI must never write outside
-// its local target, must fail clearly (remote-failure, exit 1, not retried), and must never leave a truncated
+// its local target, must fail clearly (remote-unsafe-name, exit 1, not retried), and must never leave a truncated
 // file under a final name. CONTRACT.md "Transfers"; security-reliability.md section B (T10).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -200,6 +200,8 @@ const HOSTILE: ReadonlyArray<readonly [string, string, Kind]> = [
   ['/case-nul', 'nul\0name.txt', 'file'],
   ['/case-absolute', ABS, 'file'],
   ['/case-empty', '', 'file'],
+  ['/case-newline', 'line\nbreak.txt', 'file'],
+  ['/case-escape', 'red\u001b[31m.txt', 'file'],
   ['/case-parent-dir', '../up', 'dir'],
   ['/case-slash-dir', 'a/b', 'dir'],
 ];
@@ -323,9 +325,9 @@ async function download(args: string[], extraEnv: Record<string, string> = {}): 
 
 const remote = (p: string): string => `${USER}@127.0.0.1:${p}`;
 
-function expectRefusedOnce(result: Awaited<ReturnType<typeof download>>): void {
+function expectRefusedOnce(result: Awaited<ReturnType<typeof download>>, cause = 'remote-unsafe-name'): void {
   expect(result.code).toBe(1);
-  expect(result.report['cause']).toBe('remote-failure');
+  expect(result.report['cause']).toBe(cause);
   expect(result.report['attempts']).toHaveLength(1);
   expect(result.newConnections).toBe(1);
   expect(result.stderr).toMatch(/not retried/);
@@ -345,6 +347,10 @@ describe.each(HOSTILE)('READDIR of %s names an entry %j (%s)', (dir, name) => {
     // The message names the unsafe name (JSON-quoted: a NUL or backslash is shown escaped, never raw).
     expect(result.stderr).toContain(`unsafe file name from the server in ${dir}: ${JSON.stringify(name)}`);
     expect(result.stderr).not.toContain('\0');
+    expect(result.stderr).not.toContain('\u001b');
+    // The advice fits a hostile server (not free space and permissions), and says nothing leaked.
+    expect(result.stderr).toContain('misbehaving or compromised');
+    expect(result.stderr).toContain('nothing was written outside the target');
     const after = snapshot(box.parent);
     expect(changedOutside(before, after)).toEqual([]);
     expect(tempsIn(after)).toEqual([]);
@@ -411,8 +417,9 @@ test("'host:../../x' lands as TARGET/x (into an existing directory) or as TARGET
 test("'host:..' and a login directory whose real path ends in '..' are refused when copied into an existing directory", async () => {
   const box = newBox();
   const before = snapshot(box.parent);
+  // '..' is the user's own operand: refused, but not blamed on the server.
   const up = await download(['-r', remote('..'), box.target]);
-  expectRefusedOnce(up);
+  expectRefusedOnce(up, 'remote-failure');
   expect(up.stderr).toContain('unsafe remote name ".."');
 
   const home = await download(['-r', remote(''), box.target]);

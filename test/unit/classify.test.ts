@@ -3,7 +3,9 @@ import {
   classifyConnectFailure,
   classifyLocalError,
   classifySftpError,
+  classifyWithSpace,
   connectionLost,
+  isGenericSftpFailure,
   preBannerText,
   stripControl,
   type ConnectTrace,
@@ -276,6 +278,7 @@ describe('classifyConnectFailure', () => {
     ['kex-no-common-algorithm', 1, false],
     ['sftp-unavailable', 1, false],
     ['remote-disk-full', 1, false],
+    ['remote-unsafe-name', 1, false],
   ])('%s exits %d, retryable %s (CONTRACT table)', (cause, exitCode, retryable) => {
     expect(CAUSES[cause]).toEqual({ exitCode, retryable });
   });
@@ -426,5 +429,44 @@ describe('stripControl', () => {
   test('output is capped (at max when given)', () => {
     expect(stripControl('x'.repeat(2000), 500)).toHaveLength(500);
     expect(stripControl('x'.repeat(100_000)).length).toBeLessThanOrEqual(4000);
+  });
+});
+
+describe('classifyWithSpace (a bare FAILURE, then statvfs of the target directory)', () => {
+  const MiB = 1024 * 1024;
+  const failure = (code = 4, message = 'Failure'): SafeScpError => classifySftpError(Object.assign(new Error(message), { code }), 'write', '/srv/app/.x.part');
+
+  test.each<[string, { freeBytes: number; freeFiles: number } | undefined, number, CauseCode]>([
+    ['less free than the file', { freeBytes: 4096, freeFiles: 1000 }, 50 * MiB, 'remote-disk-full'],
+    ['nothing free, a tiny file', { freeBytes: 0, freeFiles: 1000 }, 10, 'remote-disk-full'],
+    ['next to nothing free (under 64 KiB), a tinier file', { freeBytes: 8192, freeFiles: 1000 }, 100, 'remote-disk-full'],
+    ['no free inodes', { freeBytes: 900 * MiB, freeFiles: 0 }, 10, 'remote-disk-full'],
+    ['plenty free: something else failed', { freeBytes: 900 * MiB, freeFiles: 1000 }, 50 * MiB, 'remote-failure'],
+    ['statvfs not offered: the server\'s word stands', undefined, 50 * MiB, 'remote-failure'],
+  ])('%s -> %s', (_name, space, size, cause) => {
+    const e = classifyWithSpace(failure(), space, '/srv/app', size);
+    expect(e.code).toBe(cause);
+    expect(e.exitCode).toBe(1);
+    expect(e.retryable).toBe(false);
+    if (cause === 'remote-disk-full') {
+      expect(e.message).toMatch(/^remote write \/srv\/app\/\.x\.part: Failure: the filesystem of \/srv\/app on the server is full \(/);
+      expect(e.details).toEqual({ directory: '/srv/app', freeBytes: space?.freeBytes, freeFiles: space?.freeFiles, fileBytes: size });
+      expect(e.remotePath).toBe('/srv/app/.x.part');
+    }
+  });
+
+  test('the evidence is in the message: free bytes and size, or the inodes', () => {
+    expect(classifyWithSpace(failure(), { freeBytes: 0, freeFiles: 5 }, '/srv/app', 52428800).message).toContain('(0 bytes free, 52428800 bytes to write)');
+    expect(classifyWithSpace(failure(), { freeBytes: MiB, freeFiles: 0 }, '/srv/app', 1).message).toContain('no free inodes');
+  });
+
+  test('only a generic FAILURE is reconsidered: permission denied, unsupported and lost connections stay as they are', () => {
+    const full = { freeBytes: 0, freeFiles: 0 };
+    for (const e of [failure(3, 'Permission denied'), failure(8, 'Operation unsupported'), classifySftpError(new Error('No response from server'), 'write', '/x')]) {
+      expect(isGenericSftpFailure(e)).toBe(false);
+      expect(classifyWithSpace(e, full, '/srv', 10)).toBe(e);
+    }
+    expect(isGenericSftpFailure(failure())).toBe(true);
+    expect(isGenericSftpFailure(new Error('Failure'))).toBe(false);
   });
 });
