@@ -26,6 +26,7 @@ import {
   parseDocuments,
   projectYamlFiles,
   readProjectFile,
+  repoRoot,
   resolveInputs,
   sampleInputs,
   valueProblems,
@@ -71,14 +72,14 @@ function projectFilesAndDocs(): Array<readonly [string, string]> {
 }
 
 describe('GitLab CI schema', () => {
-  test('is found beside the clone, or at $GITLAB_CI_SCHEMA', () => {
-    expect(ciSchemaPath({})).toMatch(/[/\\]shared[/\\]gitlab-ci-schema[/\\]ci\.json$/);
+  test('is the copy in the repository, or $GITLAB_CI_SCHEMA', () => {
+    expect(path.relative(repoRoot, ciSchemaPath({}))).toBe(path.join('test', 'component', 'schema', 'ci.json'));
     expect(ciSchemaPath({ GITLAB_CI_SCHEMA: 'elsewhere/ci.json' })).toMatch(/elsewhere[/\\]ci\.json$/);
   });
 
   test('a missing schema is an error that says where to put it, not a skipped test', () => {
     expect(() => loadCiSchema('/nonexistent/ci.json')).toThrow(
-      /GitLab's CI schema is missing: \/nonexistent\/ci\.json does not exist.*GITLAB_CI_SCHEMA/,
+      /GitLab's CI schema is missing: \/nonexistent\/ci\.json does not exist.*refresh-ci-schema/,
     );
   });
 
