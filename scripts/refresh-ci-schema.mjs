@@ -2,6 +2,7 @@
 // Refreshes test/component/schema/ci.json, GitLab's CI schema, from GitLab's repository (or from the URL given as
 // the first argument). It checks that the download is a JSON schema of .gitlab-ci.yml before replacing the copy;
 // afterwards, run the unit tests (test/unit/ci-yaml.test.ts) and commit the file.
+/* global fetch, AbortSignal */
 import { createHash } from 'node:crypto';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
