@@ -1,5 +1,5 @@
 # safe-scp's image: `safe-scp` on PATH with ssh2's native crypto binding, for the CI/CD components (their default
-# `image`) and for `docker run`. Built and pushed at each release tag by the `image` job of .gitlab-ci.yml.
+# `image`) and for `docker run`. Built and pushed at each release tag by the `release-image` job of .gitlab-ci.yml.
 #   docker build -t safe-scp .
 #   docker run --rm -e SSH_PRIVATE_KEY -e SSH_KNOWN_HOSTS -v "$PWD:/work" -w /work safe-scp safe-scp -r dist/ deploy@web1:/srv/app/
 ARG NODE_MAJOR=22
