@@ -7,19 +7,19 @@ import { boolCoreTag, CORE_SCHEMA, defineScalarTag, defineSequenceTag, loadAll, 
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-/** GitLab's CI JSON schema: $GITLAB_CI_SCHEMA, else shared/gitlab-ci-schema/ci.json beside the clone. */
+/** GitLab's CI JSON schema: the copy committed in test/component/schema/, or $GITLAB_CI_SCHEMA to try another. */
 export function ciSchemaPath(env: Readonly<Record<string, string | undefined>> = process.env): string {
   const override = env['GITLAB_CI_SCHEMA'];
-  return override ? path.resolve(override) : path.resolve(repoRoot, '../shared/gitlab-ci-schema/ci.json');
+  return override ? path.resolve(override) : path.join(repoRoot, 'test', 'component', 'schema', 'ci.json');
 }
 
 /** Throws when the schema is missing: a silently skipped validation would pass every file. */
 export function loadCiSchema(file = ciSchemaPath()): Record<string, unknown> {
   if (!existsSync(file)) {
     throw new Error(
-      `GitLab's CI schema is missing: ${file} does not exist. Put GitLab's ` +
-        '`app/assets/javascripts/editor/schema/ci.json` at ../shared/gitlab-ci-schema/ci.json (beside this clone), ' +
-        'or set GITLAB_CI_SCHEMA to its path.',
+      `GitLab's CI schema is missing: ${file} does not exist. The repository carries it at ` +
+        'test/component/schema/ci.json (node scripts/refresh-ci-schema.mjs fetches it again); ' +
+        'GITLAB_CI_SCHEMA, when set, must name an existing copy.',
     );
   }
   return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;

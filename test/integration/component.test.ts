@@ -4,10 +4,12 @@
 // resolves to templates/ of the scratch repository; `safe-scp` on PATH is a wrapper around the built dist/safe-scp.mjs.
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startFaultProxy, type FaultProxy } from '../../src/harness/fault-proxy.js';
 import { makeUserKey, startSshd, type Sshd } from '../../src/harness/sshd.js';
+import { load } from 'js-yaml';
 import type { Report } from '../../src/log/report.js';
 import { CLI, ROOT } from './helpers/cli.js';
 
@@ -25,7 +27,7 @@ interface GclResult {
   stderr: string;
   /** The job's own output, as gitlab-ci-local keeps it in .gitlab-ci-local/output/<job>.log. */
   jobLog: string;
-  /** The job's report artifact (.gitlab-ci-local/artifacts/<job>/safe-scp-report.json), if it was exported. */
+  /** The job's report artifact (.gitlab-ci-local/artifacts/<job>/safe-scp-report-<job>.json), if it was exported. */
   artifactPath: string;
   durationMs: number;
 }
@@ -61,7 +63,7 @@ function git(args: string[]): void {
 function runPipeline(file: string, job: string, variables: Record<string, string>): Promise<GclResult> {
   // Each run starts from a clean state dir and without the previous run's report in the project directory.
   fs.rmSync(path.join(repo, '.gitlab-ci-local'), { recursive: true, force: true });
-  fs.rmSync(path.join(repo, 'safe-scp-report.json'), { force: true });
+  for (const name of fs.readdirSync(repo)) if (/^safe-scp-report.*\.json$/.test(name)) fs.rmSync(path.join(repo, name), { force: true });
   const args = [GCL, '--file', file, '--force-shell-executor', '--no-color'];
   // gitlab-ci-local predefines GITLAB_CI=false; a GitLab runner sets true, which switches safe-scp to GitLab output.
   for (const [name, value] of Object.entries({ GITLAB_CI: 'true', ...variables })) args.push('--variable', `${name}=${value}`);
@@ -93,11 +95,22 @@ function runPipeline(file: string, job: string, variables: Record<string, string
         stdout,
         stderr,
         jobLog: fs.existsSync(logPath) ? fs.readFileSync(logPath, 'utf8') : '',
-        artifactPath: path.join(repo, '.gitlab-ci-local', 'artifacts', job, 'safe-scp-report.json'),
+        artifactPath: artifactOf(job),
         durationMs: Date.now() - started,
       });
     });
   });
+}
+
+/** Where gitlab-ci-local exports a job's default report artifact, safe-scp-report-<job name slug>.json. */
+function artifactOf(job: string): string {
+  return path.join(repo, '.gitlab-ci-local', 'artifacts', job, `safe-scp-report-${job}.json`);
+}
+
+/** The pipeline as gitlab-ci-local merges it (includes resolved, inputs interpolated): `--preview`. */
+function preview(file: string): Record<string, Record<string, unknown>> {
+  const out = execFileSync(process.execPath, [GCL, '--file', file, '--preview', '--no-color'], { cwd: repo, env, encoding: 'utf8', timeout: RUN_TIMEOUT_MS });
+  return load(out.slice(out.indexOf('---'))) as Record<string, Record<string, unknown>>;
 }
 
 /** Shown when an expectation fails, so the log of a failing pipeline is in the test output. */
@@ -188,6 +201,10 @@ test('upload: the component job retries a reset connection, passes, and exports 
   // The retry, in the job's log: safe-scp's line for the failed first attempt.
   expect(result.jobLog).toMatch(/safe-scp: attempt 1 to 127\.0\.0\.1:\d+ failed in phase \w+ \[[a-z-]+\] .*; retrying in /);
   expect(result.jobLog).not.toMatch(/attempt 2 to .* failed/);
+  // The command line, echoed before it runs; the secrets only by name.
+  expect(result.jobLog).toContain(`$ safe-scp --recursive=true test/component/fixture/ 127.0.0.1:${target}\n`);
+  expect(result.jobLog).toMatch(/options: .*SAFE_SCP_PORT=\d+.*; key: \$SSH_PRIVATE_KEY, pinned host keys: \$SSH_KNOWN_HOSTS/);
+  expect(result.jobLog).not.toContain('BEGIN OPENSSH PRIVATE KEY');
   expect(proxy.connections - before).toBe(2);
   expect(sshd.authenticatedConnections() - authBefore).toBe(1);
 
@@ -255,4 +272,63 @@ test('custom script: a job that extends the hidden .safe-scp job calls safe-scp 
   expect(fs.readFileSync(path.join(target, 'copy-of-index.html'))).toEqual(fs.readFileSync(path.join(FIXTURE, 'index.html')));
   expect(fs.existsSync(result.artifactPath)).toBe(true);
   expect(readReport(result.artifactPath)).toMatchObject({ ok: true, exitCode: 0 });
+});
+
+test('two includes for one host on ports 22 and 2222: two resource groups, an environment, two report files', async () => {
+  const merged = preview('test/component/two-jobs.gitlab-ci.yml');
+  expect([merged['deploy-a']?.['resource_group'], merged['deploy-b']?.['resource_group']]).toEqual(['safe-scp/127.0.0.1/22', 'safe-scp/127.0.0.1/2222']);
+  expect(merged['deploy-b']?.['environment']).toEqual({ name: 'production', url: '$SAFESCP_ENVIRONMENT_URL' });
+  expect(merged['deploy-b']?.['variables']).toMatchObject({ SAFESCP_ENVIRONMENT_URL: 'https://www.example.com' });
+  expect(merged['deploy-a']?.['environment']).toEqual({ name: '$CI_JOB_NAME_SLUG', url: '$SAFESCP_ENVIRONMENT_URL' });
+
+  proxy.setPlan({});
+  const target = targetDir('two-jobs');
+  // The parent of both jobs' targets; each target (a, b) becomes the copy of the fixture, as with scp -r.
+  fs.mkdirSync(target, { recursive: true });
+  const result = await runPipeline('test/component/two-jobs.gitlab-ci.yml', 'deploy-b', {
+    SELF_TEST_SSH_KEY: sshd.userKeyPath,
+    SELF_TEST_KNOWN_HOSTS: knownHostsGood,
+    SELF_TEST_TARGET: target,
+    SAFE_SCP_PORT: String(proxy.port),
+  });
+  expect({ code: result.code, timedOut: result.timedOut, why: result.code === 0 ? '' : explain(result) }).toEqual({ code: 0, timedOut: false, why: '' });
+  for (const job of ['deploy-a', 'deploy-b']) {
+    expect([job, fs.existsSync(artifactOf(job))]).toEqual([job, true]);
+    expect(readReport(artifactOf(job))).toMatchObject({ ok: true, exitCode: 0 });
+  }
+  expect(listFiles(path.join(target, 'a'))).toEqual(listFiles(FIXTURE));
+  expect(listFiles(path.join(target, 'b'))).toEqual(listFiles(FIXTURE));
+});
+
+test('a failing npm install ends the job with exit 75 and says the install failed, not the deploy', async () => {
+  // A port nothing listens on: bound, then closed again.
+  const closed = await new Promise<number>((resolve, reject) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+  proxy.setPlan({});
+  const before = proxy.connections;
+  const target = targetDir('npm-down');
+
+  const result = await runPipeline('test/component/upload.gitlab-ci.yml', 'upload', {
+    SELF_TEST_SSH_KEY: sshd.userKeyPath,
+    SELF_TEST_KNOWN_HOSTS: knownHostsGood,
+    SELF_TEST_TARGET: target,
+    SAFE_SCP_PORT: String(proxy.port),
+    SAFESCP_INSTALL: 'npm',
+    npm_config_registry: `http://127.0.0.1:${closed}/`,
+    // One retry, with a short back-off: the job's defaults (4 retries, 10 s to 60 s) would take minutes here.
+    npm_config_fetch_retries: '1',
+    npm_config_fetch_retry_mintimeout: '100',
+    npm_config_fetch_retry_maxtimeout: '200',
+  });
+
+  expect({ timedOut: result.timedOut, code: result.code }).toEqual({ timedOut: false, code: 1 });
+  expect(result.stderr).toMatch(/upload\s.*finished in .* FAIL 75\b/);
+  expect(result.jobLog).toMatch(/safe-scp: installing safe-scp@\d+\.\d+\.\d+ with npm failed \(npm exit \d+\)\. The install failed, not the deploy: nothing was copied\./);
+  expect(result.jobLog).not.toMatch(/\$ safe-scp --recursive/);
+  expect(proxy.connections - before).toBe(0);
+  expect(fs.existsSync(target)).toBe(false);
 });

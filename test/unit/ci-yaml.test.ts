@@ -26,6 +26,7 @@ import {
   parseDocuments,
   projectYamlFiles,
   readProjectFile,
+  repoRoot,
   resolveInputs,
   sampleInputs,
   valueProblems,
@@ -71,14 +72,14 @@ function projectFilesAndDocs(): Array<readonly [string, string]> {
 }
 
 describe('GitLab CI schema', () => {
-  test('is found beside the clone, or at $GITLAB_CI_SCHEMA', () => {
-    expect(ciSchemaPath({})).toMatch(/[/\\]shared[/\\]gitlab-ci-schema[/\\]ci\.json$/);
+  test('is the copy in the repository, or $GITLAB_CI_SCHEMA', () => {
+    expect(path.relative(repoRoot, ciSchemaPath({}))).toBe(path.join('test', 'component', 'schema', 'ci.json'));
     expect(ciSchemaPath({ GITLAB_CI_SCHEMA: 'elsewhere/ci.json' })).toMatch(/elsewhere[/\\]ci\.json$/);
   });
 
   test('a missing schema is an error that says where to put it, not a skipped test', () => {
     expect(() => loadCiSchema('/nonexistent/ci.json')).toThrow(
-      /GitLab's CI schema is missing: \/nonexistent\/ci\.json does not exist.*GITLAB_CI_SCHEMA/,
+      /GitLab's CI schema is missing: \/nonexistent\/ci\.json does not exist.*refresh-ci-schema/,
     );
   });
 
@@ -152,19 +153,41 @@ describe('component templates', () => {
     expect(scripts).not.toMatch(/ssh-keyscan|StrictHostKeyChecking|\beval\b/);
   });
 
-  test.each(componentNames())('%s: only exit code 75 re-runs the job, and the report is kept whatever happens', (name) => {
+  test.each(componentNames())('%s: only exit code 75 re-runs the job, and the report, named after the job, is kept whatever happens', (name) => {
     const built = job(component(name));
     expect(built['retry']).toEqual({ max: 1, exit_codes: [75] });
-    expect(built['artifacts']).toEqual({ when: 'always', paths: ['safe-scp-report.json'] });
-    expect(built['variables']).toMatchObject({ SAFE_SCP_REPORT: 'safe-scp-report.json' });
+    expect(built['artifacts']).toEqual({ when: 'always', expire_in: '30 days', paths: ['safe-scp-report-$CI_JOB_NAME_SLUG.json'] });
+    expect(built['variables']).toMatchObject({ SAFE_SCP_REPORT: 'safe-scp-report-$CI_JOB_NAME_SLUG.json' });
+    const named = job(component(name), { report: 'reports/deploy.json', 'expire-in': '1 week' });
+    expect(named['artifacts']).toEqual({ when: 'always', expire_in: '1 week', paths: ['reports/deploy.json'] });
+    expect(named['variables']).toMatchObject({ SAFE_SCP_REPORT: 'reports/deploy.json' });
   });
 
-  test.each(componentNames())('%s: installs the npm version the package is at, in a node image', (name) => {
+  test.each(componentNames())('%s: report and expire-in reject what GitLab or the shell would misread', (name) => {
+    const { inputs } = component(name);
+    for (const ok of ['safe-scp-report.json', 'out/r-${CI_JOB_ID}.json']) expect(valueProblems('report', inputs['report'] ?? {}, ok)).toEqual([]);
+    for (const bad of ['-r.json', 'a b.json', '/etc/x', '']) expect([bad, valueProblems('report', inputs['report'] ?? {}, bad)]).not.toEqual([bad, []]);
+    for (const ok of ['30 days', '1 week', 'never', '2h20min', '6 mos 1 day', '3 weeks and 2 days']) {
+      expect([ok, valueProblems('expire-in', inputs['expire-in'] ?? {}, ok)]).toEqual([ok, []]);
+    }
+    for (const bad of ['30', '', 'forever and ever']) expect([bad, valueProblems('expire-in', inputs['expire-in'] ?? {}, bad)]).not.toEqual([bad, []]);
+  });
+
+  test.each(componentNames())('%s: duration inputs need a unit, so a bare number fails at pipeline creation', (name) => {
+    const { inputs } = component(name);
+    for (const input of ['retry-delay', 'retry-max-delay', 'connect-timeout', 'timeout', 'host-interval']) {
+      const spec = inputs[input] ?? {};
+      for (const ok of ['500ms', '15s', '1.5m', '2h', '0']) expect([input, ok, valueProblems(input, spec, ok)]).toEqual([input, ok, []]);
+      for (const bad of ['15', '15 s', '1d', '-1s', '']) expect([input, bad, valueProblems(input, spec, bad)]).not.toEqual([input, bad, []]);
+    }
+  });
+
+  test.each(componentNames())('%s: runs in safe-scp\'s image at the package version, npm only as a fallback', (name) => {
     const pkg = JSON.parse(readProjectFile('package.json')) as { version: string };
     const { inputs } = component(name);
     expect(inputs['version']?.default).toBe(pkg.version);
-    expect(inputs['image']?.default).toMatch(/^node:\d+/);
-    expect(inputs['install']).toMatchObject({ default: 'npm', options: ['npm', 'none'] });
+    expect(inputs['image']?.default).toMatch(new RegExp(`/safe-scp:${pkg.version.replace(/\./g, '\\.')}$`));
+    expect(inputs['install']).toMatchObject({ default: 'auto', options: ['auto', 'npm', 'none'] });
   });
 
   test('both components set safe-scp up with the same script', () => {
@@ -193,9 +216,11 @@ describe('component templates', () => {
       SAFE_SCP_PORT: 22,
       SAFE_SCP_RETRIES: 5,
     });
-    expect(template.bodyText.split('\n').filter((line) => /^\s+- /.test(line) && line.includes('$[['))).toEqual([]);
+    const raw = Object.values(template.body as Record<string, Record<string, unknown>>)[0] ?? {};
+    expect(JSON.stringify([raw['script'], raw['before_script']])).not.toContain('$[[');
     expect(JSON.stringify(built['script'])).not.toContain('web1.example.com');
-    expect(built['resource_group']).toBe('safe-scp/web1.example.com');
+    expect(built['resource_group']).toBe('safe-scp/web1.example.com/22');
+    expect(job(template, { source: 'dist/', host: 'web1.example.com', target: '/srv/app/', port: 2222 })['resource_group']).toBe('safe-scp/web1.example.com/2222');
     expect(built['rules']).toEqual([{ if: '$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH' }]);
   });
 
@@ -227,7 +252,7 @@ describe('component templates', () => {
       SAFE_SCP_JUMP_HOST: 'jump@bastion.example.com:2200',
     });
     // GitLab serialises per resource group name: with `hosts`, `host` names the one group of the fleet.
-    expect(fleet['resource_group']).toBe('safe-scp/web-fleet');
+    expect(fleet['resource_group']).toBe('safe-scp/web-fleet/22');
     expect(gitlabOnlyProblems({ deploy: fleet })).toEqual([]);
   });
 
@@ -247,11 +272,12 @@ describe('component templates', () => {
     // A stand-in safe-scp on PATH prints its arguments, one per line.
     const bin = mkdtempSync(path.join(os.tmpdir(), 'safe-scp-ci-yaml-'));
     try {
-      writeFileSync(path.join(bin, 'safe-scp'), '#!/bin/sh\nprintf "%s\\n" "$@"\n');
+      writeFileSync(path.join(bin, 'safe-scp'), '#!/bin/sh\nprintf "arg: %s\\n" "$@"\n');
       chmodSync(path.join(bin, 'safe-scp'), 0o755);
       const run = (variables: Record<string, unknown>): string[] => {
         const env = Object.fromEntries(Object.entries({ ...(built['variables'] as object), ...variables }).map(([k, v]) => [k, String(v)]));
-        return execFileSync('sh', ['-ec', copyStep], { env: { ...env, PATH: `${bin}:${process.env['PATH'] ?? ''}` }, encoding: 'utf8' }).trimEnd().split('\n');
+        const out = execFileSync('sh', ['-ec', copyStep], { env: { ...env, PATH: `${bin}:${process.env['PATH'] ?? ''}` }, encoding: 'utf8' });
+        return out.split('\n').filter((line) => line.startsWith('arg: ')).map((line) => line.slice('arg: '.length));
       };
       expect(run({})).toEqual(['--recursive=true', '-l', '800', 'dist/', 'deploy@web1.example.com:/srv/app/']);
       expect(run({ SAFE_SCP_HOSTS: 'web1,web2:2222' })).toEqual(['--recursive=true', '-l', '800', 'dist/', 'deploy@:/srv/app/']);
@@ -320,7 +346,7 @@ describe('includes of the components', () => {
       expect(gitlabOnlyProblems({ [name]: merged })).toEqual([]);
       // GitLab expands the matrix variable in resource_group when it creates each job (one level deep).
       const groups = values.map((value) => expandVariable(String(merged['resource_group']), variable, value));
-      expect(groups).toEqual(values.map((value) => `safe-scp/${value}`));
+      expect(groups).toEqual(values.map((value) => `safe-scp/${value}/${String(include.inputs['port'] ?? 22)}`));
       for (const group of groups) expect(gitlabOnlyProblems({ deploy: { script: ['x'], resource_group: group } })).toEqual([]);
       expect(new Set(groups).size).toBe(values.length);
       // Each value is a host the single-host form also accepts, so both forms share that host's group.
@@ -409,7 +435,7 @@ ${inputs}`;
       expect.stringContaining('`host` input: `web1.example.com:22` does not match required regex'),
       expect.stringContaining('`port` input: provided value is not a number ("2222")'),
       expect.stringContaining('`target` input: required value has not been provided'),
-      expect.stringContaining('`install` input: `yarn` is not in the list of allowed options (npm, none)'),
+      expect.stringContaining('`install` input: `yarn` is not in the list of allowed options (auto, npm, none)'),
     ]);
   });
 
