@@ -25,6 +25,8 @@ function build(yargs: typeof Yargs, argv: string[]) {
     .option('identity', { alias: 'i', type: 'string', describe: 'private key file (repeatable); SSH_PRIVATE_KEY is used too' })
     .option('recursive', { alias: 'r', type: 'boolean', describe: 'copy directories recursively' })
     .option('preserve', { alias: 'p', type: 'boolean', describe: 'keep modification times and modes' })
+    .option('update', { type: 'boolean', describe: 'skip files whose remote size and mtime equal the local ones (rsync\'s quick check); sent files get the local mtime' })
+    .option('inplace', { type: 'boolean', describe: 'write over existing files in place like scp, for directories you cannot write to (not atomic)' })
     .option('staged', { type: 'boolean', describe: 'upload every file under a temporary name, then rename all in one burst (--no-staged: rename each as it arrives)', defaultDescription: 'on for -r and several sources' })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'print only errors' })
     .option('verbose', { alias: 'v', type: 'boolean', describe: 'print each step' })
@@ -118,6 +120,8 @@ async function main(): Promise<number> {
     recursive: argv['recursive'] as boolean | undefined,
     preserve: argv['preserve'] as boolean | undefined,
     staged: argv['staged'] as boolean | undefined,
+    update: argv['update'] as boolean | undefined,
+    inplace: argv['inplace'] as boolean | undefined,
     quiet: argv['quiet'] as boolean | undefined,
     verbose: argv['verbose'] as boolean | undefined,
     option: list(argv['option']),

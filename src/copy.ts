@@ -38,6 +38,8 @@ export interface HostResult {
   bytes: number;
   files: number;
   durationMs: number;
+  /** --update: files not sent because the server's copy was unchanged. */
+  skipped: number;
   /** Staged commit: how many files the rename burst moved into place and how long it took (a reader's mixed window). */
   commit?: { files: number; durationMs: number };
 }
@@ -354,6 +356,7 @@ async function copyToHost(
     connectChain(0, tunnels, () => undefined, cleanupSignal, Math.min(config.connectTimeoutMs, CLEANUP_CONNECT_MS)),
   );
   const hostFiles = [...state.done.values()];
+  const skipped = [...state.skipped.values()];
   return {
     result: {
       host: target.host,
@@ -366,10 +369,11 @@ async function copyToHost(
       attempts: attemptCount,
       bytes: hostFiles.reduce((sum, f) => sum + f.bytes, 0),
       files: hostFiles.length,
+      skipped: skipped.length,
       durationMs: Date.now() - started,
       ...(state.commit ? { commit: state.commit } : {}),
     },
-    files: hostFiles,
+    files: [...hostFiles, ...skipped],
     error,
   };
 }
@@ -450,7 +454,7 @@ async function transferWithWatchdog(session: Session, tunnels: readonly Tunnel[]
   };
   signal.addEventListener('abort', onAbort, { once: true });
   try {
-    const options = { ...UPLOAD_DEFAULTS, preserve: config.preserve, staged: config.staged };
+    const options = { ...UPLOAD_DEFAULTS, preserve: config.preserve, staged: config.staged, update: config.update, inplace: config.inplace };
     const work =
       config.direction === 'upload'
         ? prepared.localSources().then((sources) => upload(session.fs, sources, config.target, options, state, prepared.prefetch))

@@ -50,7 +50,7 @@ export type SafeScpEvent =
   | { kind: 'connected'; host: string; port: number; attempt: number; serverVersion: string; hostKey: { type: string; fingerprint: string }; cipher?: string; nativeCrypto?: boolean }
   | { kind: 'host-key-learned'; host: string; port: number; type: string; fingerprint: string; file: string; line: string }
   | { kind: 'attempt-failed'; evidence: AttemptEvidence; cause: CauseCode; phase: Phase; message: string; retryable: boolean; nextDelayMs?: number; retriesLeft: number }
-  | { kind: 'file-done'; source: string; target: string; bytes: number; skipped: boolean; durationMs: number }
+  | { kind: 'file-done'; source: string; target: string; bytes: number; skipped: boolean; durationMs: number; inPlace?: boolean }
   | { kind: 'commit'; files: number; durationMs: number }
   | { kind: 'debug'; message: string };
 

@@ -26,7 +26,8 @@ export interface Report {
     error: string | null;
     evidence: Record<string, unknown>;
   }>;
-  files: Array<{ source: string; target: string; bytes: number; verified: boolean }>;
+  /** `skipped`: --update found the server's copy unchanged; `atomic: false`: --inplace wrote over the file. */
+  files: Array<{ source: string; target: string; bytes: number; verified: boolean; skipped?: boolean; atomic?: boolean }>;
   hosts: Array<{
     host: string;
     port: number;
@@ -38,6 +39,8 @@ export interface Report {
     durationMs: number;
     /** Staged commit: files renamed in the final burst and how long it took; null without a burst. */
     commit: { files: number; durationMs: number } | null;
+    /** --update: files not sent because the server's copy was unchanged. */
+    skipped: number;
   }>;
   details?: Record<string, unknown>;
 }
@@ -63,7 +66,14 @@ export function buildReport(result: CopyResult, exitCode: number): Report {
       if (typeof evidence.serverVersion === 'string') evidence.serverVersion = stripControl(evidence.serverVersion);
       return { host, port, attempt, phase, cause: cause ?? null, startedAt, durationMs, error: text ? stripControl(text) : null, evidence };
     }),
-    files: result.files.map((f) => ({ source: f.source, target: f.target, bytes: f.bytes, verified: f.verified })),
+    files: result.files.map((f) => ({
+      source: f.source,
+      target: f.target,
+      bytes: f.bytes,
+      verified: f.verified,
+      ...(f.skipped ? { skipped: true } : {}),
+      ...(f.atomic === false ? { atomic: false } : {}),
+    })),
     hosts: result.hosts.map((h) => ({
       host: h.host,
       port: h.port,
@@ -74,6 +84,7 @@ export function buildReport(result: CopyResult, exitCode: number): Report {
       bytes: h.bytes,
       durationMs: h.durationMs,
       commit: h.commit ?? null,
+      skipped: h.skipped,
     })),
     ...(error && Object.keys(error.details).length > 0 ? { details: { ...error.details } } : {}),
   };

@@ -53,7 +53,10 @@ export function formatEvent(event: SafeScpEvent, style: TextStyle): string | und
       return `safe-scp: waiting ${formatDuration(event.waitedMs)} so far for a connection slot to ${event.host}:${event.port}: ${why}`;
     }
     case 'file-done':
-      return style.verbose ? `safe-scp: ${event.source} -> ${event.target} (${event.bytes} bytes, ${formatDuration(event.durationMs)})` : undefined;
+      if (!style.verbose) return undefined;
+      return event.skipped
+        ? `safe-scp: ${event.source} = ${event.target} (unchanged, ${event.bytes} bytes: not sent)`
+        : `safe-scp: ${event.source} -> ${event.target} (${event.bytes} bytes, ${formatDuration(event.durationMs)}${event.inPlace ? ', written in place: not replaced atomically' : ''})`;
     case 'commit':
       return style.verbose ? `safe-scp: renamed ${event.files} staged file${event.files === 1 ? '' : 's'} into place in ${formatDuration(event.durationMs)}` : undefined;
     case 'debug':
@@ -151,11 +154,14 @@ export function formatDiagnosis(result: CopyResult, style: TextStyle): string {
 
 /** The success line for stdout. */
 export function formatSummary(result: CopyResult): string {
-  const files = result.files.length;
-  const bytes = result.files.reduce((sum, f) => sum + f.bytes, 0);
+  const sent = result.files.filter((f) => !f.skipped);
+  const files = sent.length;
+  const skipped = result.files.length - files;
+  const bytes = sent.reduce((sum, f) => sum + f.bytes, 0);
   const hosts = result.hosts.map((h) => `${h.host}:${h.port}`).join(', ');
   const attempts = result.hosts.reduce((sum, h) => sum + h.attempts, 0);
-  return `safe-scp: copied ${files} file${files === 1 ? '' : 's'} (${bytes} bytes) with ${hosts} in ${formatDuration(result.durationMs)}, ${attempts} connection attempt${attempts === 1 ? '' : 's'}`;
+  const inPlace = sent.filter((f) => f.atomic === false).length;
+  return `safe-scp: copied ${files} file${files === 1 ? '' : 's'} (${bytes} bytes)${skipped ? `, skipped ${skipped} unchanged` : ''}${inPlace ? ` (${inPlace} written in place, not atomically)` : ''} with ${hosts} in ${formatDuration(result.durationMs)}, ${attempts} connection attempt${attempts === 1 ? '' : 's'}`;
 }
 
 /** Per-host summary for runs with several hosts (stderr and the report carry the same facts). */

@@ -130,9 +130,9 @@ export class RemoteFs {
    * way once the open succeeded. One promise and ssh2's callbacks for the lot: per request, a promise of its own
    * cost more client CPU than the request (a 2000-file tree is 10,000 requests).
    */
-  putSmall(path: string, data: Buffer, mode: number, attrs: SetAttributes | undefined): Promise<RemoteStats> {
+  putSmall(path: string, data: Buffer, mode: number, attrs: SetAttributes | undefined, flags: 'wx' | 'w' = 'wx'): Promise<RemoteStats> {
     return this.call<RemoteStats>('open', path, (done) =>
-      this.sftp.open(path, 'wx', { mode } as Attributes, (err, handle) => {
+      this.sftp.open(path, flags, { mode } as Attributes, (err, handle) => {
         if (err) {
           done(err);
           return;

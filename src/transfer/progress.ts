@@ -7,6 +7,10 @@ export interface FileResult {
   target: string;
   bytes: number;
   verified: boolean;
+  /** --update: not sent, the server's copy has the same size and mtime. */
+  skipped?: boolean;
+  /** --inplace: written over the existing file, not replaced atomically. */
+  atomic?: boolean;
 }
 
 /** A file written and verified under its staged name, waiting for the commit burst (staging.ts). */
@@ -21,6 +25,8 @@ export class TransferState {
   readonly done = new Map<string, FileResult>();
   /** Remote or local temporary files that may still exist (removed on the next chance). */
   readonly temps = new Set<string>();
+  /** --update: files not sent because the server's copy has the same size and mtime. */
+  readonly skipped = new Map<string, FileResult>();
   /** Files verified under their staged name and not yet renamed into place, by final name. */
   readonly staged = new Map<string, StagedFile>();
   /** The last commit burst: how many files it renamed and how long it took. */

@@ -36,6 +36,7 @@ function hostResult(extra: Partial<HostResult> = {}): HostResult {
     attempts: 2,
     bytes: 0,
     files: 0,
+    skipped: 0,
     durationMs: 2600,
     ...extra,
   };
