@@ -10,9 +10,8 @@ import { packetFramer, type ProtocolInternals } from './packet-framer.js';
 import { classifyConnectFailure, connectionLost, type ConnectTrace } from '../classify.js';
 import type { HostTarget } from '../config.js';
 import { SafeScpError } from '../errors.js';
-import { fingerprint, keyType } from '../hostkeys/fingerprint.js';
-import { PREFERENCE, algorithmsFor, appendKnownHost, decideHostKey, hostKeyAlgorithms, type HostKeyPins } from '../hostkeys/policy.js';
-import { formatKnownHostsLine } from '../hostkeys/known-hosts.js';
+import { PREFERENCE, algorithmsFor, hostKeyAlgorithms, type HostKeyPins } from '../hostkeys/policy.js';
+import { hostVerifier } from '../hostkeys/verifier.js';
 import type { EventSink } from '../log/events.js';
 import type { Identity } from './key.js';
 import { RemoteFs } from './remote-fs.js';
@@ -300,9 +299,11 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
     });
     client.on('close', () => {
       if (!settled) fail(lastError ?? new Error('connection closed'));
+      else if (trace.hostKeyRefusal) rejectLost(classifyConnectFailure(trace, lastError ?? new Error('host key refused at re-key')));
       else rejectLost(connectionLost(target.host, target.port, lastError ?? new Error('connection closed'), stalled));
     });
-    client.on('handshake', (negotiated) => {
+    // Once: ssh2 emits it again after every re-key, which must not move the trace back to 'auth'.
+    client.once('handshake', (negotiated) => {
       trace.phase = 'auth';
       trace.algorithms = {
         kex: negotiated.kex,
@@ -352,9 +353,11 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
       readyTimeout: 0,
       keepaliveInterval: options.keepaliveIntervalMs,
       keepaliveCountMax: options.keepaliveCountMax,
-      hostVerifier: ((key: Buffer, verify: (ok: boolean) => void): void => {
-        verifyHostKey(options, trace, key).then(verify, () => verify(false));
-      }) as unknown as NonNullable<ConnectConfig['hostVerifier']>,
+      // Answers at once except while accept-new records a new key: see hostkeys/verifier.ts (issue 14).
+      hostVerifier: hostVerifier(
+        { host: target.host, port: target.port, pins: options.pins, strictHostKeyChecking: options.strictHostKeyChecking, acceptNewFile: options.acceptNewFile, emit: options.emit },
+        trace,
+      ) as unknown as NonNullable<ConnectConfig['hostVerifier']>,
       algorithms: {
         cipher: [...CIPHERS],
         ...(() => {
@@ -382,32 +385,6 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
     }
   });
   return session.finally(abort.release);
-}
-
-/** Decides on the offered key; the decision is kept in the trace so the error names it exactly. */
-async function verifyHostKey(options: ConnectOptions, trace: ConnectTrace, blob: Buffer): Promise<boolean> {
-  trace.phase = 'host-key';
-  const { host, port } = options.target;
-  trace.hostKey = { type: keyType(blob), fingerprint: fingerprint(blob) };
-  try {
-    trace.hostKeyLine = formatKnownHostsLine(host, port, blob);
-  } catch {
-    // A host name that looks like a pattern cannot be written as a known_hosts line; nothing to suggest.
-  }
-  const decision = decideHostKey(options.pins, host, port, blob);
-  if (decision.ok) {
-    trace.phase = 'kex';
-    return true;
-  }
-  if (decision.code === 'host-key-unknown' && options.strictHostKeyChecking === 'accept-new') {
-    const line = formatKnownHostsLine(host, port, blob);
-    await appendKnownHost(options.acceptNewFile, line);
-    options.emit({ kind: 'host-key-learned', host, port, type: trace.hostKey.type, fingerprint: trace.hostKey.fingerprint, file: options.acceptNewFile, line });
-    trace.phase = 'kex';
-    return true;
-  }
-  trace.hostKeyRefusal = { code: decision.code, message: decision.message, details: { ...decision.details } };
-  return false;
 }
 
 /**
