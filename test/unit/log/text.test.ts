@@ -231,7 +231,9 @@ describe('formatDiagnosis', () => {
       details: { offered: { type: 'ssh-ed25519', fingerprint: 'SHA256:new' }, pinned: ['SHA256:old'] },
     });
     const text = formatDiagnosis(failed(error, [evidence({ phase: 'host-key', cause: 'host-key-changed' })]), PLAIN);
-    expect(text).toContain('  host key: {"type":"ssh-ed25519","fingerprint":"SHA256:new"}');
+    expect(text).toContain('  host key: offered: ssh-ed25519 SHA256:new');
+    expect(text).toContain('  pinned:   SHA256:old');
+    expect(text).not.toContain('{"');
     expect(text).toContain('cause:    host-key-changed (exit 3)');
   });
 
