@@ -84,10 +84,14 @@ async function main(): Promise<number> {
   const parser = build(yargs, joinNegativeValues(hideBin(process.argv), NUMERIC_OPTIONS));
   // Only SAFE_SCP_<known long option> is read (flag > environment > default); any other SAFE_SCP_* is a warning.
   // getOptions() is public yargs API that @types/yargs does not declare.
-  const declared = (parser as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key;
-  const longOptions = Object.keys(declared).filter((k) => k.length > 1 && k !== 'help' && k !== 'version');
-  const fromEnv = readEnvOptions(process.env, longOptions);
+  const declared = (parser as unknown as { getOptions(): { key: Record<string, unknown>; boolean: string[] } }).getOptions();
+  const longOptions = Object.keys(declared.key).filter((k) => k.length > 1 && k !== 'help' && k !== 'version');
+  const fromEnv = readEnvOptions(process.env, longOptions, declared.boolean);
   for (const warning of fromEnv.warnings) stderr(warning);
+  if (fromEnv.errors.length > 0) {
+    stderr(`safe-scp: ${fromEnv.errors.join('; ')}`);
+    return 2;
+  }
   parser.config(fromEnv.values).epilogue(helpEpilogue(longOptions));
   let argv: Record<string, unknown>;
   try {

@@ -17,21 +17,31 @@ export interface EnvOptions {
   readonly values: Readonly<Record<string, string>>;
   /** One line per SAFE_SCP_* variable that is not an option twin. */
   readonly warnings: readonly string[];
+  /** Twins of on/off options whose value is not one of true/false, 1/0, yes/no, on/off. */
+  readonly errors: readonly string[];
 }
+
+const TRUE = new Set(['true', '1', 'yes', 'on']);
+const FALSE = new Set(['false', '0', 'no', 'off']);
 
 /**
  * Reads the environment twins of `options` (long names like `retry-delay`). An empty variable counts as unset,
  * as CI templates set every variable and leave the unused ones empty.
  */
-export function readEnvOptions(env: Readonly<Record<string, string | undefined>>, options: readonly string[]): EnvOptions {
+export function readEnvOptions(env: Readonly<Record<string, string | undefined>>, options: readonly string[], booleans: readonly string[] = []): EnvOptions {
   const byVariable = new Map(options.map((o) => [envTwin(o), o]));
   const values: Record<string, string> = {};
   const warnings: string[] = [];
+  const errors: string[] = [];
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith('SAFE_SCP_') || value === undefined) continue;
     const option = byVariable.get(name);
     if (option !== undefined) {
-      if (value !== '') values[option] = value;
+      const word = value.trim().toLowerCase();
+      if (value === '') continue;
+      if (!booleans.includes(option)) values[option] = value;
+      else if (TRUE.has(word) || FALSE.has(word)) values[option] = String(TRUE.has(word));
+      else errors.push(`${name} must be true or false (also 1/0, yes/no, on/off), got "${value}"`);
       continue;
     }
     if (NON_OPTION_VARIABLES.has(name)) continue;
@@ -42,7 +52,7 @@ export function readEnvOptions(env: Readonly<Record<string, string | undefined>>
       `safe-scp: warning: ignoring ${name}: not an option of safe-scp${near ? `; did you mean ${near}?` : ' (safe-scp --help lists its SAFE_SCP_* variables)'}`,
     );
   }
-  return { values, warnings };
+  return { values, warnings, errors };
 }
 
 /** Duration options (long names) whose plain numbers are milliseconds. */
