@@ -176,7 +176,8 @@ export class ProgressLine {
       this.options.write(`${line}\n`);
       return;
     }
-    const width = (this.options.columns?.() ?? 80) - 1;
+    // A pty without a size (script(1) run from a pipe) reports 0 columns.
+    const width = (this.options.columns?.() || 80) - 1;
     this.options.write(`${CLEAR}${line.length > width ? line.slice(0, Math.max(0, width)) : line}`);
     this.drawn = true;
   }
