@@ -130,6 +130,13 @@ describe('ProgressLine on a terminal', () => {
     clock.advance(250);
     expect(out[0]?.replace('\r\u001b[2K', '').length).toBe(29);
     line.close();
+    // A pty without a size reports 0 columns: the line is then cut at 79, not to nothing.
+    const unsized = new ProgressLine({ tty: true, intervalMs: 10_000, write: (t) => out.push(t), columns: () => 0, clock });
+    unsized.onEvent(start(10 * MiB, 1));
+    clock.advance(250);
+    // eslint-disable-next-line no-control-regex
+    expect(out.at(-1)).toMatch(/^\r\u001b\[2Ksafe-scp: 0 B of 10\.0 MiB/);
+    unsized.close();
   });
 
   test('several hosts are summed', () => {
