@@ -191,7 +191,7 @@ async function copyToHost(
   allAttempts: AttemptEvidence[],
 ): Promise<HostOutcome> {
   const started = Date.now();
-  const state = new TransferState(deps.emit, new BandwidthLimiter(config.limitBytesPerSecond));
+  const state = new TransferState(deps.emit, new BandwidthLimiter(config.limitBytesPerSecond), { host: target.host, port: target.port });
   let attemptCount = 0;
   let lastEvidence: AttemptEvidence | undefined;
 
@@ -453,13 +453,19 @@ async function transferWithWatchdog(session: Session, tunnels: readonly Tunnel[]
     hardStop.unref();
   };
   signal.addEventListener('abort', onAbort, { once: true });
+  let ok = false;
   try {
     const options = { ...UPLOAD_DEFAULTS, preserve: config.preserve, staged: config.staged, update: config.update, inplace: config.inplace };
     const work =
       config.direction === 'upload'
-        ? prepared.localSources().then((sources) => upload(session.fs, sources, config.target, options, state, prepared.prefetch))
-        : download(session.fs, config.sources, config.target, { ...options, recursive: config.recursive }, state);
+        ? prepared.localSources().then((sources) => {
+            const files = sources.flatMap((s) => s.items).filter((i) => i.type === 'file');
+            state.started({ bytesTotal: files.reduce((sum, i) => sum + i.size, 0), filesTotal: files.length });
+            return upload(session.fs, sources, config.target, options, state, prepared.prefetch);
+          })
+        : (state.started({}), download(session.fs, config.sources, config.target, { ...options, recursive: config.recursive }, state));
     await Promise.race([work, session.lost, ...tunnels.map((t) => t.lost)]);
+    ok = true;
     const writes = session.fs.directWriteCounts;
     if (writes.direct + writes.fallback > 0) {
       state.emit({ kind: 'debug', message: `write requests: ${writes.direct} read straight into prepared packets, ${writes.fallback} through ssh2's write (channel window full or key exchange)` });
@@ -468,6 +474,7 @@ async function transferWithWatchdog(session: Session, tunnels: readonly Tunnel[]
     if (signal.aborted && isSafeScpError(signal.reason)) throw signal.reason;
     throw err;
   } finally {
+    state.ended(ok);
     clearInterval(watchdog);
     clearTimeout(hardStop);
     signal.removeEventListener('abort', onAbort);

@@ -2,7 +2,7 @@
 import { stripControl } from '../classify.js';
 import type { CopyResult } from '../copy.js';
 import { analyseAttempts, attemptsForHost } from '../diagnose/analysis.js';
-import { CAUSE_HELP } from '../diagnose/causes.js';
+import { CAUSE_HELP, checksFor } from '../diagnose/causes.js';
 
 export interface Report {
   ok: boolean;
@@ -45,6 +45,12 @@ export interface Report {
   details?: Record<string, unknown>;
 }
 
+/** The port of the failed host: from its attempts, else its host result. */
+export function portOf(result: CopyResult): number | undefined {
+  const host = result.error?.host;
+  return result.attempts.find((a) => a.host === host)?.port ?? result.hosts.find((h) => h.host === host)?.port;
+}
+
 export function buildReport(result: CopyResult, exitCode: number): Report {
   const error = result.error;
   return {
@@ -54,7 +60,7 @@ export function buildReport(result: CopyResult, exitCode: number): Report {
     message: error ? stripControl(error.message) : null,
     phase: error?.phase ?? null,
     explanation: result.cause ? CAUSE_HELP[result.cause].summary : null,
-    checks: result.cause ? CAUSE_HELP[result.cause].checks : [],
+    checks: result.cause ? checksFor(result.cause, { host: error?.host, port: portOf(result) }) : [],
     // Not .map(stripControl): the index would become its length cap.
     analysis: result.ok
       ? []

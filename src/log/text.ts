@@ -2,9 +2,10 @@
 import { stripControl } from '../classify.js';
 import type { CopyResult } from '../copy.js';
 import { analyseAttempts, attemptsForHost } from '../diagnose/analysis.js';
-import { CAUSE_HELP } from '../diagnose/causes.js';
+import { CAUSE_HELP, checksFor, checksHeading } from '../diagnose/causes.js';
 import { formatDuration } from '../util/duration.js';
 import type { SafeScpEvent, SlotFreedReason, SlotHolderInfo } from './events.js';
+import { portOf } from './report.js';
 
 export interface TextStyle {
   readonly color: boolean;
@@ -63,6 +64,10 @@ export function formatEvent(event: SafeScpEvent, style: TextStyle): string | und
       return style.verbose ? `safe-scp: ${stripControl(event.message)}` : undefined;
     case 'plan':
     case 'plan-entry':
+    case 'transfer-start':
+    case 'progress':
+    case 'transfer-end':
+      // Progress is drawn by the CLI's progress line (log/progress-line.ts), not as log lines.
       return undefined;
     default: {
       const never: never = event;
@@ -141,15 +146,41 @@ export function formatDiagnosis(result: CopyResult, style: TextStyle): string {
     lines.push('  analysis:');
     for (const line of analysis) lines.push(`    - ${stripControl(line)}`);
   }
-  const details = error.details;
-  if (details && typeof details === 'object' && 'offered' in details) {
-    lines.push(`  host key: ${JSON.stringify(details['offered'])}`);
-  }
-  if (help.checks.length > 0) {
-    lines.push('  check on the server:');
-    for (const check of help.checks) lines.push(`    * ${check}`);
+  lines.push(...hostKeyLines(error.details));
+  const checks = checksFor(result.cause, { host: error.host, port: portOf(result) });
+  if (checks.length > 0) {
+    lines.push(`  ${checksHeading(result.cause)}`);
+    for (const check of checks) lines.push(`    * ${check}`);
   }
   return section(style, paint(style, '31', `safe-scp: FAILED [${result.cause}]`), lines);
+}
+
+/** `{ type, fingerprint, source? }` (or a bare fingerprint string) as `ssh-ed25519 SHA256:... (file:3)`. */
+function keyText(value: unknown): string | undefined {
+  if (typeof value === 'string') return stripControl(value, 200);
+  if (!value || typeof value !== 'object') return undefined;
+  const { type, fingerprint, source } = value as Record<string, unknown>;
+  if (typeof fingerprint !== 'string') return undefined;
+  const from = typeof source === 'string' ? ` (${stripControl(source, 300)})` : '';
+  return stripControl(`${typeof type === 'string' ? `${type} ` : ''}${fingerprint}`, 200) + from;
+}
+
+/** A refused host key (hostkeys/policy.ts HostKeyDetails) as readable lines: offered, pinned, what to add. */
+function hostKeyLines(details: Readonly<Record<string, unknown>>): string[] {
+  const offered = keyText(details['offered']);
+  if (offered === undefined) return [];
+  const host = typeof details['host'] === 'string' ? stripControl(details['host'], 300) : undefined;
+  const where = host === undefined ? '' : ` by ${host}${typeof details['port'] === 'number' ? `:${details['port']}` : ''}`;
+  const list = (value: unknown): string[] => (Array.isArray(value) ? value.map(keyText).filter((k): k is string => k !== undefined) : []);
+  const lines = [`  host key: offered${where}: ${offered}`];
+  const pinned = list(details['pinned']);
+  for (const key of pinned) lines.push(`  pinned:   ${key}`);
+  if (pinned.length === 0 && details['revokedBy'] === undefined) lines.push('  pinned:   nothing for this host');
+  for (const key of list(details['portlessPinned'])) lines.push(`  pinned without a port (also accepted here): ${key}`);
+  if (typeof details['revokedBy'] === 'string') lines.push(`  revoked:  marked @revoked in ${stripControl(details['revokedBy'], 300)}`);
+  for (const ca of list(details['certAuthorities'])) lines.push(`  @cert-authority (not supported): ${ca}`);
+  if (typeof details['knownHostsLine'] === 'string') lines.push(`  to pin (after checking the fingerprint on the server): ${stripControl(details['knownHostsLine'], 2000)}`);
+  return lines;
 }
 
 /** The success line for stdout. */

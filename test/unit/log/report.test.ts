@@ -1,7 +1,7 @@
 // Unit tests for the JSON report: the CONTRACT shape, many hosts, control characters stripped from server text.
 import { classifyConnectFailure, connectionLost } from '../../../src/classify.js';
 import type { CopyResult, HostResult } from '../../../src/copy.js';
-import { CAUSE_HELP } from '../../../src/diagnose/causes.js';
+import { CAUSE_HELP, checksFor } from '../../../src/diagnose/causes.js';
 import { SafeScpError } from '../../../src/errors.js';
 import type { AttemptEvidence } from '../../../src/log/events.js';
 import { buildReport } from '../../../src/log/report.js';
@@ -90,7 +90,8 @@ describe('buildReport', () => {
     expect(report.phase).toBe('banner');
     expect(report.message).toBe('web1:22 refused the connection before the SSH version string and said "Exceeded MaxStartups"');
     expect(report.explanation).toBe(CAUSE_HELP['throttled-by-server'].summary);
-    expect(report.checks).toEqual(CAUSE_HELP['throttled-by-server'].checks);
+    expect(report.checks).toEqual(checksFor('throttled-by-server', { host: 'web1', port: 22 }));
+    expect(report.checks.join(' ')).not.toContain('{port}');
     expect(report.details).toEqual({ error: 'Connection lost before handshake' });
     expect(report.hosts[0]).toEqual({ host: 'web1', port: 22, ok: false, exitCode: 75, cause: 'throttled-by-server', attempts: 1, bytes: 0, durationMs: 900, commit: null, skipped: 0 });
   });
