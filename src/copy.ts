@@ -466,10 +466,6 @@ async function transferWithWatchdog(session: Session, tunnels: readonly Tunnel[]
         : (state.started({}), download(session.fs, config.sources, config.target, { ...options, recursive: config.recursive }, state));
     await Promise.race([work, session.lost, ...tunnels.map((t) => t.lost)]);
     ok = true;
-    const writes = session.fs.directWriteCounts;
-    if (writes.direct + writes.fallback > 0) {
-      state.emit({ kind: 'debug', message: `write requests: ${writes.direct} read straight into prepared packets, ${writes.fallback} through ssh2's write (channel window full or key exchange)` });
-    }
   } catch (err: unknown) {
     if (signal.aborted && isSafeScpError(signal.reason)) throw signal.reason;
     throw err;

@@ -4,9 +4,6 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Client, type ConnectConfig } from 'ssh2';
 import ssh2Crypto from 'ssh2/lib/protocol/crypto.js';
-import { batchSftpRequests } from './batch-requests.js';
-import { directWriter } from './direct-write.js';
-import { packetFramer, type ProtocolInternals } from './packet-framer.js';
 import { classifyConnectFailure, connectionLost, type ConnectTrace } from '../classify.js';
 import type { HostTarget } from '../config.js';
 import { SafeScpError } from '../errors.js';
@@ -87,29 +84,6 @@ function tcpConnect(address: string, port: number, trace: ConnectTrace): Promise
       resolve(sock);
     });
   });
-}
-
-/**
- * Gathers the packets ssh2 writes in one turn of the event loop into one writev: ssh2 writes every SSH packet
- * on its own, a system call each: the largest single item in the client's CPU profile of a small-file tree. The socket
- * is corked at the first write and uncorked by setImmediate, after the I/O callbacks and promise reactions of
- * this turn, so nothing waits longer than the turn that wrote it.
- */
-export function coalesceWrites(sock: net.Socket): void {
-  const write = sock.write.bind(sock) as (...args: unknown[]) => boolean;
-  let corked = false;
-  const flush = (): void => {
-    corked = false;
-    if (!sock.destroyed) sock.uncork();
-  };
-  sock.write = ((...args: unknown[]): boolean => {
-    if (!corked && !sock.destroyed) {
-      corked = true;
-      sock.cork();
-      setImmediate(flush);
-    }
-    return write(...args);
-  }) as net.Socket['write'];
 }
 
 /**
@@ -250,7 +224,6 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
       const tcp = await Promise.race([tcpConnect(address, target.port, trace), timeout, abort.promise]);
       // ssh2 leaves Nagle on; request/response SFTP calls then wait on delayed ACKs (faults-and-perf.md 3).
       tcp.setNoDelay(true);
-      coalesceWrites(tcp);
       sock = tcp;
       trace.phase = 'banner';
     }
@@ -340,10 +313,7 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
         settled = true;
         clearTimeout(timer);
         trace.phase = 'transfer';
-        const framer = packetFramer((sftp as unknown as { _protocol?: ProtocolInternals })._protocol, sock, trace.algorithms?.cipher ?? '');
-        const flushBatched = batchSftpRequests(sftp, framer);
-        const direct = flushBatched && framer ? directWriter(sftp, framer, flushBatched) : undefined;
-        resolve({ ...connected, fs: new RemoteFs(sftp, lost, direct) });
+        resolve({ ...connected, fs: new RemoteFs(sftp, lost) });
       });
     });
 

@@ -75,20 +75,15 @@ export async function sendWrites(
     resume?.();
   };
   const drain = (): Promise<void> => new Promise((resolve) => (wake = resolve));
-  let unsent = 0;
-  let allSent: (() => void) | undefined;
   let offset = 0;
   while (offset < size && failure === undefined) {
     state.checkAborted();
     const length = Math.min(chunk, size - offset);
     const position = offset;
     offset += length;
-    let data: Buffer | undefined;
+    let data: Buffer;
     let pooled: Buffer | undefined;
-    if (local.file && rfs.writesFromFiles) {
-      // Read straight into the request's packets (direct-write.ts); the pool only bounds what is in flight.
-      await buffers.reserve();
-    } else if (local.file) {
+    if (local.file) {
       pooled = await buffers.take();
       try {
         const { bytesRead } = await local.file.read(pooled, 0, length, position);
@@ -105,32 +100,20 @@ export async function sendWrites(
     }
     if (state.limiter.active) await state.limiter.take(length);
     inFlight++;
-    let request: Promise<void>;
-    if (data === undefined) {
-      // The file's bytes are still being read: the close must wait until this WRITE is on its way.
-      unsent++;
-      request = rfs.writeFromFile(handle, local.file as fs.FileHandle, local.path as string, position, length, temp, () => {
-        unsent--;
-        if (unsent === 0) allSent?.();
-      });
-    } else request = rfs.write(handle, data, position, temp);
-    request.then(
+    rfs.write(handle, data, position, temp).then(
       () => {
-        if (data === undefined) buffers.release();
-        else if (pooled) buffers.give(pooled);
+        if (pooled) buffers.give(pooled);
         state.progress(length);
         settled();
       },
       (err: unknown) => {
-        if (data === undefined) buffers.release();
-        else if (pooled) buffers.give(pooled);
+        if (pooled) buffers.give(pooled);
         failure ??= err;
         settled();
       },
     );
     if (inFlight >= depth) await drain();
   }
-  if (unsent > 0) await new Promise<void>((resolve) => (allSent = resolve));
   return (async () => {
     while (inFlight > 0) await drain();
     if (failure !== undefined) throw failure;
