@@ -52,6 +52,8 @@ export type SafeScpEvent =
   | { kind: 'attempt-failed'; evidence: AttemptEvidence; cause: CauseCode; phase: Phase; message: string; retryable: boolean; nextDelayMs?: number; retriesLeft: number }
   | { kind: 'file-done'; source: string; target: string; bytes: number; skipped: boolean; durationMs: number }
   | { kind: 'commit'; files: number; durationMs: number }
+  /** An ssh_config line that applied to a host (named as typed): `--dry-run` lists them, -v shows them. */
+  | { kind: 'ssh-config'; host: string; file: string; line: number; keyword: string; value: string }
   | { kind: 'debug'; message: string };
 
 export type EventSink = (event: SafeScpEvent) => void;

@@ -58,6 +58,11 @@ export interface Session {
   close(): void;
 }
 
+/** The name and port known_hosts is searched for: HostKeyAlias (port 22, as ssh does) or the host connected to. */
+export function hostKeyName(target: HostTarget): { host: string; port: number } {
+  return target.hostKeyAlias !== undefined ? { host: target.hostKeyAlias, port: 22 } : { host: target.host, port: target.port };
+}
+
 export function newTrace(target: HostTarget): ConnectTrace {
   return { host: target.host, port: target.port, phase: 'dns', preBanner: Buffer.alloc(0) };
 }
@@ -181,7 +186,8 @@ export async function openSession(options: ConnectOptions, trace: ConnectTrace):
       if (!retryOtherType) throw err;
       refusal ??= err;
       excluded.push(...algorithmsFor(offered));
-      const remaining = (hostKeyAlgorithms(options.pins, options.target.host, options.target.port) ?? PREFERENCE).filter((a) => !excluded.includes(a));
+      const named = hostKeyName(options.target);
+      const remaining = (hostKeyAlgorithms(options.pins, named.host, named.port) ?? PREFERENCE).filter((a) => !excluded.includes(a));
       if (remaining.length === 0) throw err;
       options.emit({ kind: 'debug', message: `${offered} is not the pinned key; asking ${options.target.host}:${options.target.port} for another key type` });
       resetTrace(trace);
@@ -359,7 +365,8 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
         cipher: [...CIPHERS],
         ...(() => {
           const excluded = options.excludedKeyAlgorithms ?? [];
-          const restricted = hostKeyAlgorithms(options.pins, target.host, target.port);
+          const named = hostKeyName(target);
+          const restricted = hostKeyAlgorithms(options.pins, named.host, named.port);
           const keys = excluded.length > 0 ? (restricted ?? PREFERENCE).filter((a) => !excluded.includes(a)) : restricted;
           if (restricted) trace.pinnedKeyAlgorithms = restricted;
           return keys ? { serverHostKey: keys as NonNullable<NonNullable<ConnectConfig['algorithms']>['serverHostKey']> } : {};
@@ -387,7 +394,7 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
 /** Decides on the offered key; the decision is kept in the trace so the error names it exactly. */
 async function verifyHostKey(options: ConnectOptions, trace: ConnectTrace, blob: Buffer): Promise<boolean> {
   trace.phase = 'host-key';
-  const { host, port } = options.target;
+  const { host, port } = hostKeyName(options.target);
   trace.hostKey = { type: keyType(blob), fingerprint: fingerprint(blob) };
   try {
     trace.hostKeyLine = formatKnownHostsLine(host, port, blob);
