@@ -30,7 +30,7 @@ export function parseConfigText(text: string, file: string): ConfigLine[] {
     const trimmed = raw.trim();
     if (trimmed === '' || trimmed.startsWith('#')) continue;
     const where = `${file}:${i + 1}`;
-    if (/[\0-\x08\x0b-\x1f\x7f]/.test(trimmed)) throw configError(`${where}: the line contains a control character`);
+    if ([...trimmed].some((ch) => (ch < ' ' && ch !== '\t') || ch === '\x7f')) throw configError(`${where}: the line contains a control character`);
     let parsed;
     try {
       parsed = parse(trimmed)[0];

@@ -82,11 +82,12 @@ export class TargetResolver {
     };
   }
 
-  /** The lines that applied to each host, in order. */
+  /** The lines that applied to each host and that safe-scp acts on, in order (the rest are in notes()). */
   appliedLines(): AppliedLine[] {
     const seen = new Set<string>();
     return this.resolved.flatMap((s) =>
       s.applied
+        .filter((a) => !s.ignored.includes(a))
         .map((a) => ({ host: s.alias, file: a.file, line: a.line, keyword: a.name, value: a.args.join(' ') }))
         .filter((l) => {
           const key = `${l.host}\0${l.file}\0${l.line}`;
