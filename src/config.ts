@@ -171,7 +171,7 @@ type SshOption = (typeof SSH_OPTIONS)[number];
 function parseSshOptions(list: readonly string[]): Map<SshOption, string[]> {
   const result = new Map<SshOption, string[]>();
   for (const item of list) {
-    const match = /^\s*([A-Za-z]+)\s*(?:=|\s)\s*(.*?)\s*$/.exec(item);
+    const match = /^\s*([A-Za-z][A-Za-z0-9]*)\s*(?:=|\s)\s*(.*?)\s*$/.exec(item);
     if (!match?.[1]) throw usageError(`\`-o ${item}\`: expected Key=Value`);
     const known = SSH_OPTIONS.find((o) => o.toLowerCase() === match[1]?.toLowerCase());
     if (!known) {
