@@ -330,7 +330,8 @@ export function resolveConfig(raw: RawOptions, env: Env): ResolvedConfig {
   const level = last('LogLevel') !== undefined ? logLevel(last('LogLevel') ?? '', '-o LogLevel', false) : firstSettings?.value('loglevel') ? logLevel(firstSettings.value('loglevel')?.value ?? '', firstSettings.value('loglevel')?.where ?? '', true) : undefined;
   const batch = opt('BatchMode');
   if (batch !== undefined) yesNo('BatchMode', batch); // safe-scp never prompts: either value is fine
-  const compression = opt('Compression');
+  // Compression from a file is in the notes with the other keywords not used.
+  const compression = last('Compression');
   if (compression !== undefined) {
     yesNo('Compression', compression);
     notes.push(`Compression=${compression} is ignored: safe-scp does not compress`);
