@@ -33,7 +33,8 @@ function build(yargs: typeof Yargs, argv: string[]) {
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'print only errors, warnings and the final diagnosis: no progress, retry lines or success summary' })
     .option('verbose', { alias: 'v', type: 'boolean', describe: 'print each step' })
     .option('progress-interval', { type: 'string', describe: 'without a terminal, print a progress line this often (0: no progress at all)', defaultDescription: '10s' })
-    .option('option', { alias: 'o', type: 'string', describe: 'OpenSSH option Key=Value (Port, User, IdentityFile, ConnectTimeout, UserKnownHostsFile, StrictHostKeyChecking, ProxyJump, ServerAliveInterval, ServerAliveCountMax, ConnectionAttempts, BatchMode)' })
+    .option('option', { alias: 'o', type: 'string', describe: 'OpenSSH option Key=Value (Port, User, IdentityFile, ConnectTimeout, UserKnownHostsFile, StrictHostKeyChecking, ProxyJump, ServerAliveInterval, ServerAliveCountMax, ConnectionAttempts, BatchMode, LogLevel, Compression, HostKeyAlias, IdentitiesOnly, PreferredAuthentications)' })
+    .option('ssh-config', { alias: 'F', type: 'string', describe: 'ssh_config file to read instead of ~/.ssh/config and /etc/ssh/ssh_config (none: read none)' })
     .option('jump-host', { alias: 'J', type: 'string', describe: 'jump host(s) [user@]host[:port][,...]' })
     .option('limit', { alias: 'l', type: 'string', describe: 'bandwidth limit in Kbit/s' })
     .option('retries', { type: 'string', describe: 'extra attempts after the first for transient failures', defaultDescription: '5' })
@@ -173,6 +174,7 @@ async function main(): Promise<number> {
     stateDir: str(argv['stateDir']),
     hosts,
     parallel: str(argv['parallel']),
+    sshConfig: str(argv['sshConfig']),
   };
 
   let config;
@@ -228,6 +230,7 @@ async function main(): Promise<number> {
   const plan: string[] = [];
   const emit = (event: SafeScpEvent): void => {
     progress?.onEvent(event);
+    if (event.kind === 'ssh-config') plan.push(text.formatSshConfigLine(event));
     if (event.kind === 'plan-entry') plan.push(`${event.type === 'dir' ? 'mkdir' : 'copy '} ${event.source} -> ${event.target}${event.type === 'file' ? ` (${event.bytes} bytes)` : ''}`);
     if (event.kind === 'plan') {
       plan.push(`plan: ${event.direction} ${event.entries} entries, ${event.bytes} bytes, ${event.user}@${event.host}:${event.port}${event.dryRun ? ' (dry run: no connection opened)' : ''}${event.note ? `; ${event.note}` : ''}`);

@@ -1,8 +1,10 @@
 // Resolves raw options (flags, SAFE_SCP_* env, -o Key=Value) once into a frozen, validated config.
 import os from 'node:os';
 import path from 'node:path';
-import { SafeScpError, usageError } from './errors.js';
+import { SafeScpError, configError, usageError } from './errors.js';
 import { hasControl, parseOperand, type RemoteOperand } from './operands.js';
+import { sshConfigContext, type HostSettings } from './ssh-config/host.js';
+import { TargetResolver, checkPreferredAuthentications, logLevel, type AppliedLine } from './ssh-config/targets.js';
 import { MAX_TIMER_MS, parseDuration } from './util/duration.js';
 
 /** Options as the CLI (or a library caller) hands them over: strings as typed, not yet checked. */
@@ -38,12 +40,27 @@ export interface RawOptions {
   stateDir?: string | undefined;
   hosts?: string | undefined;
   parallel?: string | number | undefined;
+  /** -F: the ssh_config file to read instead of ~/.ssh/config and /etc/ssh/ssh_config; `none` reads none. */
+  sshConfig?: string | undefined;
 }
 
 export interface HostTarget {
+  /** The host connected to (ssh_config HostName, or the name as typed). */
   readonly host: string;
   readonly port: number;
   readonly user: string;
+  /** The name as typed, when ssh_config gave it another HostName. */
+  readonly alias?: string;
+  /** -i / -o IdentityFile: each must be usable. Absent: the run's identityFiles. */
+  readonly identityFiles?: readonly string[];
+  /** IdentityFile lines from ssh_config, or the default identities: missing or unusable ones are skipped (as ssh does). */
+  readonly configIdentityFiles?: readonly string[];
+  /** IdentitiesOnly=yes: the agent is not used. */
+  readonly identitiesOnly?: boolean;
+  /** HostKeyAlias: the name looked up in known_hosts instead of host:port. */
+  readonly hostKeyAlias?: string;
+  /** This host's jump hosts (-J, or its ssh_config ProxyJump). Absent: the run's jumpHosts. */
+  readonly jumpHosts?: readonly HostTarget[];
 }
 
 export interface ResolvedConfig {
@@ -88,6 +105,10 @@ export interface ResolvedConfig {
   readonly dryRun: boolean;
   readonly stateDir: string;
   readonly parallel: number;
+  /** ssh_config lines that applied, per host as typed (for --dry-run and -v). */
+  readonly sshConfigLines: readonly AppliedLine[];
+  /** -v notes: ssh_config keywords and -o options that safe-scp accepts but does not act on. */
+  readonly sshConfigNotes: readonly string[];
 }
 
 /** Every default in one place (CI-friendly: a few attempts over about a minute). */
@@ -149,13 +170,14 @@ function seconds(name: string, value: string): string {
 const SSH_OPTIONS = [
   'Port', 'User', 'IdentityFile', 'ConnectTimeout', 'UserKnownHostsFile', 'StrictHostKeyChecking',
   'ProxyJump', 'ServerAliveInterval', 'ServerAliveCountMax', 'ConnectionAttempts', 'BatchMode',
+  'LogLevel', 'Compression', 'HostKeyAlias', 'IdentitiesOnly', 'PreferredAuthentications',
 ] as const;
 type SshOption = (typeof SSH_OPTIONS)[number];
 
 function parseSshOptions(list: readonly string[]): Map<SshOption, string[]> {
   const result = new Map<SshOption, string[]>();
   for (const item of list) {
-    const match = /^\s*([A-Za-z]+)\s*(?:=|\s)\s*(.*?)\s*$/.exec(item);
+    const match = /^\s*([A-Za-z][A-Za-z0-9]*)\s*(?:=|\s)\s*(.*?)\s*$/.exec(item);
     if (!match?.[1]) throw usageError(`\`-o ${item}\`: expected Key=Value`);
     const known = SSH_OPTIONS.find((o) => o.toLowerCase() === match[1]?.toLowerCase());
     if (!known) {
@@ -165,6 +187,27 @@ function parseSshOptions(list: readonly string[]): Map<SshOption, string[]> {
     result.set(known, [...(result.get(known) ?? []), match[2] ?? '']);
   }
   return result;
+}
+
+function yesNo(key: string, value: string): boolean {
+  const v = value.trim().toLowerCase();
+  if (v === 'yes' || v === 'true') return true;
+  if (v === 'no' || v === 'false') return false;
+  throw usageError(`\`-o ${key}\`: expected yes or no, got "${value}"`);
+}
+
+/** StrictHostKeyChecking from ssh_config: `no` there is not honoured (a -v note), never trusted. */
+function fileStrictness(settings: HostSettings | undefined, notes: string[]): 'yes' | 'accept-new' {
+  const v = settings?.value('stricthostkeychecking');
+  if (!v) return 'yes';
+  const value = v.value.toLowerCase();
+  if (value === 'accept-new') return 'accept-new';
+  if (value === 'yes' || value === 'ask' || value === 'true') return 'yes';
+  if (value === 'no' || value === 'off' || value === 'false') {
+    notes.push(`${v.where}: StrictHostKeyChecking ${v.value} is not honoured: safe-scp checks host keys against the pins (SSH_KNOWN_HOSTS, known_hosts, --host-key) as with yes`);
+    return 'yes';
+  }
+  throw configError(`${v.where}: StrictHostKeyChecking must be yes, ask, accept-new or no, got "${v.value}"`);
 }
 
 function strictness(value: string): 'yes' | 'accept-new' {
@@ -243,35 +286,69 @@ export function resolveConfig(raw: RawOptions, env: Env): ResolvedConfig {
   }
 
   const defaultUser = env['USER'] ?? env['LOGNAME'] ?? os.userInfo().username;
+  const home = env['HOME'] ?? os.homedir();
   const flagPort = raw.port !== undefined && raw.port !== '';
-  const port = remote.port ?? integer(flagPort ? 'port' : '-o Port', flagPort ? raw.port : last('Port'), DEFAULTS.port, 1, 65535);
-  const user = remote.user ?? last('User') ?? defaultUser;
+  const givenPort = flagPort || last('Port') !== undefined ? integer(flagPort ? 'port' : '-o Port', flagPort ? raw.port : last('Port'), DEFAULTS.port, 1, 65535) : undefined;
+  const givenUser = last('User');
+  // An empty SAFE_SCP_JUMP_HOST (as the component sets it) means unset, not "no jump host".
+  const jumpText = raw.jumpHost?.trim() ? raw.jumpHost : last('ProxyJump');
+  const identitiesOnlyOption = last('IdentitiesOnly');
+  const resolver = new TargetResolver({
+    ctx: sshConfigContext(raw.sshConfig, home, defaultUser),
+    identityFiles: [...(raw.identity ?? []), ...(ssh.get('IdentityFile') ?? [])].map((f) => expandHome(f, env)),
+    envKey: Boolean(env['SSH_PRIVATE_KEY']),
+    commandLine: [...ssh.keys()].map((k) => k.toLowerCase()),
+    hostKeyAlias: last('HostKeyAlias') || undefined,
+    identitiesOnly: identitiesOnlyOption === undefined ? undefined : yesNo('IdentitiesOnly', identitiesOnlyOption),
+    jump: jumpText,
+    parseHostSpec,
+  });
 
   let hosts: HostTarget[];
+  let firstSettings: HostSettings | undefined;
   const hostsOption = raw.hosts?.trim();
   if (hostsOption) {
     if (remote.host) throw usageError(`with --hosts the remote operand names no host: write "${remote.user ? `${remote.user}@` : ''}:${remote.path}"`);
     hosts = parseHostsList(hostsOption).map((entry) => {
       const spec = parseHostSpec(entry, '--hosts');
-      return { host: spec.host, port: spec.port ?? port, user: spec.user ?? user };
+      const { target, settings } = resolver.target(spec.host, spec.user ?? remote.user ?? givenUser, spec.port ?? remote.port ?? givenPort);
+      firstSettings ??= settings;
+      return target;
     });
     if (hosts.length === 0) throw usageError('`--hosts` is empty');
   } else {
     if (!remote.host) throw usageError('the remote operand has no host: write host:path (or use --hosts)');
-    hosts = [{ host: remote.host, port, user }];
+    const { target, settings } = resolver.target(remote.host, remote.user ?? givenUser, remote.port ?? givenPort);
+    firstSettings = settings;
+    hosts = [target];
+  }
+  const firstHost = hosts[0] as HostTarget;
+  const jumpHosts = [...(firstHost.jumpHosts ?? [])];
+
+  // Settings for the whole run come from -o, else from the first host's ssh_config block.
+  const fromFile = (key: SshOption, check?: RegExp, expected?: string): string | undefined => {
+    const v = firstSettings?.value(key.toLowerCase());
+    if (v && check && !check.test(v.value)) throw configError(`${v.where}: ${key} must be ${expected ?? 'valid'}, got "${v.value}"`);
+    return v?.value;
+  };
+  const opt = (key: SshOption, check?: RegExp, expected?: string): string | undefined => last(key) ?? fromFile(key, check, expected);
+  const notes = resolver.notes();
+  const level = last('LogLevel') !== undefined ? logLevel(last('LogLevel') ?? '', '-o LogLevel', false) : firstSettings?.value('loglevel') ? logLevel(firstSettings.value('loglevel')?.value ?? '', firstSettings.value('loglevel')?.where ?? '', true) : undefined;
+  const batch = opt('BatchMode');
+  if (batch !== undefined) yesNo('BatchMode', batch); // safe-scp never prompts: either value is fine
+  // Compression from a file is in the notes with the other keywords not used.
+  const compression = last('Compression');
+  if (compression !== undefined) {
+    yesNo('Compression', compression);
+    notes.push(`Compression=${compression} is ignored: safe-scp does not compress`);
+  }
+  if (last('PreferredAuthentications') !== undefined) checkPreferredAuthentications(last('PreferredAuthentications') ?? '', '-o PreferredAuthentications', false);
+  for (const s of resolver.resolved) {
+    const pa = s.value('preferredauthentications');
+    if (pa) checkPreferredAuthentications(pa.value, pa.where, true);
   }
 
-  // An empty SAFE_SCP_JUMP_HOST (as the component sets it) means unset, not "no jump host".
-  const jumpText = raw.jumpHost?.trim() ? raw.jumpHost : last('ProxyJump');
-  const jumpHosts: HostTarget[] =
-    jumpText && jumpText.toLowerCase() !== 'none'
-      ? jumpText.split(',').map((hop) => {
-          const spec = parseHostSpec(hop.trim(), '-J');
-          return { host: spec.host, port: spec.port ?? 22, user: spec.user ?? defaultUser };
-        })
-      : [];
-
-  const retriesFromAttempts = last('ConnectionAttempts');
+  const retriesFromAttempts = opt('ConnectionAttempts', /^\d+$/, 'a whole number');
   const retries =
     raw.retries !== undefined && raw.retries !== ''
       ? integer('retries', raw.retries, DEFAULTS.retries, 0, 100)
@@ -279,19 +356,22 @@ export function resolveConfig(raw: RawOptions, env: Env): ResolvedConfig {
         ? integer('-o ConnectionAttempts', retriesFromAttempts, DEFAULTS.retries + 1, 1, 101) - 1
         : DEFAULTS.retries;
 
-  const connectTimeoutRaw = raw.connectTimeout ?? (last('ConnectTimeout') !== undefined ? seconds('ConnectTimeout', last('ConnectTimeout') ?? '') : undefined);
-  const keepaliveRaw = raw.keepaliveInterval ?? (last('ServerAliveInterval') !== undefined ? seconds('ServerAliveInterval', last('ServerAliveInterval') ?? '') : undefined);
+  const connectTimeoutText = opt('ConnectTimeout', /^\d+$/, 'whole seconds');
+  const keepaliveText = opt('ServerAliveInterval', /^\d+$/, 'whole seconds');
+  const connectTimeoutRaw = raw.connectTimeout ?? (connectTimeoutText !== undefined ? seconds('ConnectTimeout', connectTimeoutText) : undefined);
+  const keepaliveRaw = raw.keepaliveInterval ?? (keepaliveText !== undefined ? seconds('ServerAliveInterval', keepaliveText) : undefined);
 
   // Checked even with --accept-new, so that StrictHostKeyChecking=no is always refused.
   const sshStrict = last('StrictHostKeyChecking') !== undefined ? strictness(last('StrictHostKeyChecking') ?? '') : undefined;
-  const strict = raw.acceptNew ? 'accept-new' : (sshStrict ?? 'yes');
+  const strict = raw.acceptNew ? 'accept-new' : (sshStrict ?? fileStrictness(firstSettings, notes));
 
-  const home = env['HOME'] ?? os.homedir();
   const explicitKnownHosts = [...(raw.knownHosts ?? []), ...(ssh.get('UserKnownHostsFile') ?? []).flatMap((v) => v.split(/\s+/))]
     .filter((f) => f && f !== '/dev/null')
     .map((f) => expandHome(f, env));
+  // UserKnownHostsFile lines of every host and jump host (pins are per host name, so their union is safe).
+  const fileKnownHosts = [...new Set(resolver.resolved.flatMap((r) => r.knownHostsFiles ?? []))].filter((f) => f !== '/dev/null');
   const userKnownHosts = path.join(home, '.ssh', 'known_hosts');
-  const knownHostsFiles = explicitKnownHosts.length > 0 ? explicitKnownHosts : [userKnownHosts];
+  const knownHostsFiles = explicitKnownHosts.length > 0 ? explicitKnownHosts : fileKnownHosts.length > 0 ? fileKnownHosts : [userKnownHosts];
 
   const limitKbit = raw.limit === undefined || raw.limit === '' ? 0 : integer('limit', raw.limit, 0, 1, 100_000_000);
   const retryDelayMs = duration('retry-delay', raw.retryDelay, DEFAULTS.retryDelay);
@@ -310,9 +390,9 @@ export function resolveConfig(raw: RawOptions, env: Env): ResolvedConfig {
     staged: direction === 'upload' && !raw.inplace && (raw.staged ?? ((raw.recursive ?? false) || sourceOperands.length > 1)),
     update: raw.update ?? false,
     inplace: raw.inplace ?? false,
-    quiet: raw.quiet ?? false,
-    verbose: raw.verbose ?? false,
-    identityFiles: [...(raw.identity ?? []), ...(ssh.get('IdentityFile') ?? [])].map((f) => expandHome(f, env)),
+    quiet: raw.quiet ?? level === 'quiet',
+    verbose: raw.verbose ?? level === 'verbose',
+    identityFiles: firstHost.identityFiles ?? [],
     jumpHosts,
     limitBytesPerSecond: Math.round((limitKbit * 1000) / 8),
     retries,
@@ -322,7 +402,7 @@ export function resolveConfig(raw: RawOptions, env: Env): ResolvedConfig {
     timeoutMs: duration('timeout', raw.timeout, DEFAULTS.timeout, 100),
     stallTimeoutMs: duration('stall-timeout', raw.stallTimeout, DEFAULTS.stallTimeout, 100),
     keepaliveIntervalMs: duration(raw.keepaliveInterval === undefined && last('ServerAliveInterval') !== undefined ? '-o ServerAliveInterval' : 'keepalive-interval', keepaliveRaw, DEFAULTS.keepaliveInterval, 100),
-    keepaliveCountMax: integer('-o ServerAliveCountMax', last('ServerAliveCountMax'), DEFAULTS.keepaliveCountMax, 1, 100),
+    keepaliveCountMax: integer('-o ServerAliveCountMax', opt('ServerAliveCountMax', /^\d+$/, 'a whole number'), DEFAULTS.keepaliveCountMax, 1, 100),
     hostConcurrency: integer('host-concurrency', raw.hostConcurrency, DEFAULTS.hostConcurrency, 1, 64),
     hostIntervalMs: duration('host-interval', raw.hostInterval, DEFAULTS.hostInterval),
     knownHostsFiles,
@@ -334,6 +414,8 @@ export function resolveConfig(raw: RawOptions, env: Env): ResolvedConfig {
     dryRun: raw.dryRun ?? false,
     stateDir: raw.stateDir || path.join(os.tmpdir(), `safe-scp-${process.getuid?.() ?? 'user'}`),
     parallel: integer('parallel', raw.parallel, DEFAULTS.parallel, 1, 256),
+    sshConfigLines: resolver.appliedLines(),
+    sshConfigNotes: notes,
   };
   for (const fp of config.hostKeyFingerprints) {
     if (!/^SHA256:[A-Za-z0-9+/]{43}=?$/.test(fp)) {

@@ -57,8 +57,8 @@ export interface CopyResult {
 }
 
 interface Prepared {
-  identities: Identity[];
-  agent: string | undefined;
+  /** The keys and agent for one host or jump host (its own IdentityFile lines, IdentitiesOnly). */
+  credentials: (hop: HostTarget) => { identities: Identity[]; agent: string | undefined };
   pins: HostKeyPins;
   /** The walked upload sources: the walk starts on the first call, which copyToHost makes once the first connection is under way. */
   localSources: () => Promise<LocalSource[]>;
@@ -67,9 +67,21 @@ interface Prepared {
 
 async function prepare(config: ResolvedConfig, deps: CopyDeps): Promise<Prepared> {
   const agent = agentSocket(deps.env);
-  const identities = config.dryRun ? [] : await loadIdentities({ identityFiles: config.identityFiles, env: deps.env });
-  if (!config.dryRun && identities.length === 0 && !agent) {
-    throw new SafeScpError('key-invalid', 'no key to authenticate with: set SSH_PRIVATE_KEY, pass -i FILE, or run an ssh-agent (SSH_AUTH_SOCK)', { phase: 'auth' });
+  const keysOf = (hop: HostTarget): string => JSON.stringify([hop.identityFiles ?? config.identityFiles, hop.configIdentityFiles ?? []]);
+  const loaded = new Map<string, Identity[]>();
+  const credentials = (hop: HostTarget): { identities: Identity[]; agent: string | undefined } => ({
+    identities: loaded.get(keysOf(hop)) ?? [],
+    agent: hop.identitiesOnly ? undefined : agent,
+  });
+  for (const hop of config.hosts.flatMap((h) => [...(h.jumpHosts ?? config.jumpHosts), h])) {
+    if (config.dryRun || loaded.has(keysOf(hop))) continue;
+    const onSkip = (message: string): void => deps.emit({ kind: 'debug', message });
+    loaded.set(keysOf(hop), await loadIdentities({ identityFiles: hop.identityFiles ?? config.identityFiles, optionalFiles: hop.configIdentityFiles ?? [], onSkip, env: deps.env }));
+    const { identities, agent: hopAgent } = credentials(hop);
+    if (identities.length === 0 && !hopAgent) {
+      const why = agent && hop.identitiesOnly ? ` (IdentitiesOnly=yes for ${hop.alias ?? hop.host}: the agent is not used)` : '';
+      throw new SafeScpError('key-invalid', `no key to authenticate with: set SSH_PRIVATE_KEY, pass -i FILE, put a key at ~/.ssh/id_ed25519, or run an ssh-agent (SSH_AUTH_SOCK)${why}`, { phase: 'auth' });
+    }
   }
   const { pins, warnings } = await loadPins({ knownHostsFiles: config.knownHostsFiles, fingerprints: config.hostKeyFingerprints, env: deps.env });
   for (const w of warnings) deps.emit({ kind: 'debug', message: w });
@@ -92,7 +104,7 @@ async function prepare(config: ResolvedConfig, deps: CopyDeps): Promise<Prepared
     if (!config.dryRun) walked.then((sources) => prefetch.run(sources)).catch(() => undefined);
     return walked;
   };
-  return { identities, agent, pins, localSources, prefetch };
+  return { credentials, pins, localSources, prefetch };
 }
 
 /** Copies as configured. Never throws for a failed run: the result carries the exit code and cause. */
@@ -115,6 +127,8 @@ export async function copy(config: ResolvedConfig, deps: CopyDeps): Promise<Copy
     return { ok: !error, exitCode, cause: error?.code, error, attempts, files, hosts, durationMs: Date.now() - started };
   };
 
+  for (const line of config.sshConfigLines) deps.emit({ kind: 'ssh-config', ...line });
+  for (const message of config.sshConfigNotes) deps.emit({ kind: 'debug', message });
   let prepared: Prepared;
   try {
     prepared = await prepare(config, deps);
@@ -207,8 +221,6 @@ async function copyToHost(
     connectTimeoutMs: number = config.connectTimeoutMs,
   ): Promise<Session> => {
     const common = {
-      identities: prepared.identities,
-      agent: prepared.agent,
       pins: prepared.pins,
       strictHostKeyChecking: config.strictHostKeyChecking,
       acceptNewFile: config.acceptNewFile,
@@ -244,22 +256,23 @@ async function copyToHost(
     };
     // A retry rebuilds the whole chain.
     let sock: Duplex | undefined;
-    for (const [i, hop] of config.jumpHosts.entries()) {
+    const jumpHosts = target.jumpHosts ?? config.jumpHosts;
+    for (const [i, hop] of jumpHosts.entries()) {
       const hopTrace = newTrace(hop);
       onTrace(hopTrace);
       const through = sock;
       const tunnel = await throttled(hop, hopTrace, (onAuthenticated) =>
-        openTunnel({ ...common, target: hop, onAuthenticated, ...(through ? { sock: through } : {}) }, hopTrace),
+        openTunnel({ ...common, ...prepared.credentials(hop), target: hop, onAuthenticated, ...(through ? { sock: through } : {}) }, hopTrace),
       );
       tunnels.push(tunnel);
-      const next = config.jumpHosts[i + 1] ?? target;
+      const next = jumpHosts[i + 1] ?? target;
       sock = await tunnel.forward(next.host, next.port);
     }
     const targetTrace = newTrace(target);
     onTrace(targetTrace);
     const through = sock;
     return throttled(target, targetTrace, (onAuthenticated) =>
-      openSession({ ...common, target, onAuthenticated, ...(through ? { sock: through } : {}) }, targetTrace),
+      openSession({ ...common, ...prepared.credentials(target), target, onAuthenticated, ...(through ? { sock: through } : {}) }, targetTrace),
     );
   };
 

@@ -1,5 +1,5 @@
 // `safe-scp doctor`: one careful connection (throttled, never retried) that reports every phase it reached.
-import { newTrace, openSession } from '../ssh/connect.js';
+import { hostKeyName, newTrace, openSession } from '../ssh/connect.js';
 import { agentSocket, loadIdentities, type Identity } from '../ssh/key.js';
 import type { ConnectTrace } from '../classify.js';
 import type { HostTarget, ResolvedConfig } from '../config.js';
@@ -37,7 +37,8 @@ export async function doctor(config: ResolvedConfig, deps: DoctorOptions): Promi
   const target = config.hosts[0] as HostTarget;
   const started = Date.now();
   const { pins } = await loadPins({ knownHostsFiles: config.knownHostsFiles, fingerprints: config.hostKeyFingerprints, env: deps.env });
-  const lookup = lookupHost(pins.entries, target.host, target.port);
+  const named = hostKeyName(target);
+  const lookup = lookupHost(pins.entries, named.host, named.port);
   const pinList = [
     ...lookup.keys.map((e) => ({ type: e.keyType, fingerprint: e.fingerprint, source: e.source })),
     ...pins.fingerprints.map((fp) => ({ type: 'any type', fingerprint: fp, source: '--host-key' })),
@@ -46,11 +47,11 @@ export async function doctor(config: ResolvedConfig, deps: DoctorOptions): Promi
   let identities: Identity[] = [];
   let keyProblem: string | undefined;
   try {
-    if (!deps.hostKeyOnly) identities = await loadIdentities({ identityFiles: config.identityFiles, env: deps.env });
+    if (!deps.hostKeyOnly) identities = await loadIdentities({ identityFiles: target.identityFiles ?? config.identityFiles, optionalFiles: target.configIdentityFiles ?? [], env: deps.env });
   } catch (err: unknown) {
     keyProblem = err instanceof Error ? err.message : String(err);
   }
-  const agent = deps.hostKeyOnly ? undefined : agentSocket(deps.env);
+  const agent = deps.hostKeyOnly || target.identitiesOnly ? undefined : agentSocket(deps.env);
   const haveCredentials = identities.length > 0 || agent !== undefined;
 
   const trace = newTrace(target);

@@ -57,6 +57,8 @@ export type SafeScpEvent =
   /** At most a few per second while data moves: bytes and files so far on this host (they count resent data too). */
   | { kind: 'progress'; host: string; port: number; bytes: number; files: number }
   | { kind: 'transfer-end'; host: string; port: number; bytes: number; files: number; ok: boolean }
+  /** An ssh_config line that applied to a host (named as typed): `--dry-run` lists them, -v shows them. */
+  | { kind: 'ssh-config'; host: string; file: string; line: number; keyword: string; value: string }
   | { kind: 'debug'; message: string };
 
 export type EventSink = (event: SafeScpEvent) => void;

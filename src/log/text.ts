@@ -62,6 +62,8 @@ export function formatEvent(event: SafeScpEvent, style: TextStyle): string | und
       return style.verbose ? `safe-scp: renamed ${event.files} staged file${event.files === 1 ? '' : 's'} into place in ${formatDuration(event.durationMs)}` : undefined;
     case 'debug':
       return style.verbose ? `safe-scp: ${stripControl(event.message)}` : undefined;
+    case 'ssh-config':
+      return style.verbose ? `safe-scp: ${stripControl(formatSshConfigLine(event))}` : undefined;
     case 'plan':
     case 'plan-entry':
     case 'transfer-start':
@@ -213,4 +215,9 @@ export function formatHostTable(result: CopyResult, style: TextStyle): string {
   const failed = result.hosts.filter((h) => !h.ok).length;
   const title = `safe-scp: ${result.hosts.length - failed} of ${result.hosts.length} hosts succeeded`;
   return section(style, failed ? paint(style, '31', title) : title, [line(header), ...rows.map(line)]);
+}
+
+/** `ssh_config web: /home/u/.ssh/config:3 HostName 10.0.0.5`, as -v and --dry-run show an applied line. */
+export function formatSshConfigLine(event: { host: string; file: string; line: number; keyword: string; value: string }): string {
+  return `ssh_config ${event.host}: ${event.file}:${event.line} ${event.keyword} ${event.value}`;
 }

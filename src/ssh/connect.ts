@@ -54,6 +54,11 @@ export interface Session {
   close(): void;
 }
 
+/** The name and port known_hosts is searched for: HostKeyAlias (port 22, as ssh does) or the host connected to. */
+export function hostKeyName(target: HostTarget): { host: string; port: number } {
+  return target.hostKeyAlias !== undefined ? { host: target.hostKeyAlias, port: 22 } : { host: target.host, port: target.port };
+}
+
 export function newTrace(target: HostTarget): ConnectTrace {
   return { host: target.host, port: target.port, phase: 'dns', preBanner: Buffer.alloc(0) };
 }
@@ -154,7 +159,8 @@ export async function openSession(options: ConnectOptions, trace: ConnectTrace):
       if (!retryOtherType) throw err;
       refusal ??= err;
       excluded.push(...algorithmsFor(offered));
-      const remaining = (hostKeyAlgorithms(options.pins, options.target.host, options.target.port) ?? PREFERENCE).filter((a) => !excluded.includes(a));
+      const named = hostKeyName(options.target);
+      const remaining = (hostKeyAlgorithms(options.pins, named.host, named.port) ?? PREFERENCE).filter((a) => !excluded.includes(a));
       if (remaining.length === 0) throw err;
       options.emit({ kind: 'debug', message: `${offered} is not the pinned key; asking ${options.target.host}:${options.target.port} for another key type` });
       resetTrace(trace);
@@ -325,14 +331,15 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
       keepaliveCountMax: options.keepaliveCountMax,
       // Answers at once except while accept-new records a new key: see hostkeys/verifier.ts (issue 14).
       hostVerifier: hostVerifier(
-        { host: target.host, port: target.port, pins: options.pins, strictHostKeyChecking: options.strictHostKeyChecking, acceptNewFile: options.acceptNewFile, emit: options.emit },
+        { ...hostKeyName(target), pins: options.pins, strictHostKeyChecking: options.strictHostKeyChecking, acceptNewFile: options.acceptNewFile, emit: options.emit },
         trace,
       ) as unknown as NonNullable<ConnectConfig['hostVerifier']>,
       algorithms: {
         cipher: [...CIPHERS],
         ...(() => {
           const excluded = options.excludedKeyAlgorithms ?? [];
-          const restricted = hostKeyAlgorithms(options.pins, target.host, target.port);
+          const named = hostKeyName(target);
+          const restricted = hostKeyAlgorithms(options.pins, named.host, named.port);
           const keys = excluded.length > 0 ? (restricted ?? PREFERENCE).filter((a) => !excluded.includes(a)) : restricted;
           if (restricted) trace.pinnedKeyAlgorithms = restricted;
           return keys ? { serverHostKey: keys as NonNullable<NonNullable<ConnectConfig['algorithms']>['serverHostKey']> } : {};

@@ -30,6 +30,13 @@ export type Env = Readonly<Record<string, string | undefined>>;
 export interface LoadIdentitiesInput {
   /** `-i` / `-o IdentityFile` paths, in command-line order. A leading `~/` is expanded. */
   identityFiles: readonly string[];
+  /**
+   * ssh_config IdentityFile lines, or the default identities (~/.ssh/id_ed25519, ...): read after the
+   * `-i` files; one that is missing or unusable is skipped with a note, as ssh skips it.
+   */
+  optionalFiles?: readonly string[];
+  /** Told why an optional file was skipped (for a -v line). */
+  onSkip?: (message: string) => void;
   env: Env;
   /** Injected for tests; defaults to `fs.readFile(path, 'utf8')`. */
   readFile?: (path: string) => Promise<string>;
@@ -619,6 +626,17 @@ export async function loadIdentities(input: LoadIdentitiesInput): Promise<Identi
     const source: Source = { label: `-i ${file}`, kind: 'file', path: file };
     const text = await readSource(expandHome(file, input.env), source, readFile, 'the identity file');
     add(toIdentity(text, source, passphrase));
+  }
+
+  for (const file of input.optionalFiles ?? []) {
+    const source: Source = { label: `IdentityFile ${file}`, kind: 'file', path: file };
+    try {
+      const text = await readSource(expandHome(file, input.env), source, readFile, 'the identity file');
+      add(toIdentity(text, source, passphrase));
+    } catch (err: unknown) {
+      const missing = err instanceof SafeScpError && /does not exist/.test(err.message);
+      input.onSkip?.(missing ? `IdentityFile ${file}: not there, skipped` : `skipped: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 
   const value = input.env['SSH_PRIVATE_KEY'];

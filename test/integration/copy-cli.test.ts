@@ -187,9 +187,9 @@ test('exit 1: a read-only target directory gives remote-permission-denied, nothi
 test('exit 2: bad options name what was wrong and are refused before any transfer', async () => {
   const connections = (): number => sshd.log().split('Connection from').length;
   const before = connections();
-  const unknown = await cli(['-o', 'Compression=yes', 'a', remote('/tmp/x')]);
+  const unknown = await cli(['-o', 'ForwardX11=yes', 'a', remote('/tmp/x')]);
   expect(unknown.code).toBe(2);
-  expect(unknown.stderr).toContain('`-o Compression` is not supported');
+  expect(unknown.stderr).toContain('`-o ForwardX11` is not supported');
   const badRetries = await cli(['a', remote('/tmp/x')], { SAFE_SCP_RETRIES: 'many' });
   expect(badRetries.code).toBe(2);
   expect(badRetries.stderr).toContain('`--retries` must be a whole number');

@@ -7,6 +7,9 @@ const ENV = { HOME: '/home/ci', USER: 'runner' } as const;
 const UPLOAD = ['dist/site.tgz', 'deploy@web1.example.com:/srv/app/'] as const;
 const FINGERPRINT = `SHA256:${createHash('sha256').update('host key blob').digest('base64').replace(/=+$/, '')}`;
 
+/** Where a target connects, without the key and jump-host details ssh_config adds. */
+const hostPortUser = ({ host, port, user }: HostTarget): HostTarget => ({ host, port, user });
+
 function resolve(extra: Partial<RawOptions> = {}, env: Readonly<Record<string, string | undefined>> = ENV): ResolvedConfig {
   return resolveConfig({ operands: UPLOAD, ...extra }, env);
 }
@@ -32,7 +35,7 @@ describe('direction', () => {
     expect(c.direction).toBe('upload');
     expect(c.sources).toEqual(['dist/site.tgz']);
     expect(c.target).toBe('/srv/app/');
-    expect(c.hosts).toEqual<HostTarget[]>([{ host: 'web1.example.com', port: 22, user: 'deploy' }]);
+    expect(c.hosts.map(hostPortUser)).toEqual<HostTarget[]>([{ host: 'web1.example.com', port: 22, user: 'deploy' }]);
   });
 
   test('several local sources upload into one remote directory', () => {
@@ -40,7 +43,7 @@ describe('direction', () => {
     expect(c.direction).toBe('upload');
     expect(c.sources).toEqual(['index.html', 'assets']);
     expect(c.target).toBe('public_html');
-    expect(c.hosts).toEqual<HostTarget[]>([{ host: 'web1', port: 22, user: 'runner' }]);
+    expect(c.hosts.map(hostPortUser)).toEqual<HostTarget[]>([{ host: 'web1', port: 22, user: 'runner' }]);
   });
 
   test('remote -> local is a download', () => {
@@ -48,7 +51,7 @@ describe('direction', () => {
     expect(c.direction).toBe('download');
     expect(c.sources).toEqual(['/var/log/app.log']);
     expect(c.target).toBe('logs/');
-    expect(c.hosts).toEqual<HostTarget[]>([{ host: 'web1', port: 2222, user: 'deploy' }]);
+    expect(c.hosts.map(hostPortUser)).toEqual<HostTarget[]>([{ host: 'web1', port: 2222, user: 'deploy' }]);
   });
 
   test('several remote sources on one host download together', () => {
@@ -223,7 +226,7 @@ describe('-o Key=Value', () => {
     ['UserKnownHostsFile=~/kh1 ~/kh2', (c) => c.knownHostsFiles, ['/home/ci/kh1', '/home/ci/kh2']],
     ['StrictHostKeyChecking=yes', (c) => c.strictHostKeyChecking, 'yes'],
     ['StrictHostKeyChecking=accept-new', (c) => c.strictHostKeyChecking, 'accept-new'],
-    ['ProxyJump=ops@bastion:2200', (c) => c.jumpHosts, [{ host: 'bastion', port: 2200, user: 'ops' }]],
+    ['ProxyJump=ops@bastion:2200', (c) => c.jumpHosts.map(hostPortUser), [{ host: 'bastion', port: 2200, user: 'ops' }]],
     ['ProxyJump=none', (c) => c.jumpHosts, []],
     ['ServerAliveInterval=30', (c) => c.keepaliveIntervalMs, 30_000],
     ['ServerAliveCountMax=5', (c) => c.keepaliveCountMax, 5],
@@ -298,7 +301,7 @@ describe('-o Key=Value', () => {
 describe('--hosts', () => {
   test('a,b:2222,user@c with deploy@:/srv gives three targets', () => {
     const c = resolveConfig({ operands: ['dist', 'deploy@:/srv'], hosts: 'a,b:2222,user@c' }, ENV);
-    expect(c.hosts).toEqual<HostTarget[]>([
+    expect(c.hosts.map(hostPortUser)).toEqual<HostTarget[]>([
       { host: 'a', port: 22, user: 'deploy' },
       { host: 'b', port: 2222, user: 'deploy' },
       { host: 'c', port: 22, user: 'user' },
@@ -308,7 +311,7 @@ describe('--hosts', () => {
 
   test('entries inherit -P and the local user; newlines, spaces and comments are allowed', () => {
     const c = resolveConfig({ operands: ['dist', ':/srv'], port: '2200', hosts: ' web1 ,\n web2:22 # canary\n[2001:db8::1]:2222\n' }, ENV);
-    expect(c.hosts).toEqual<HostTarget[]>([
+    expect(c.hosts.map(hostPortUser)).toEqual<HostTarget[]>([
       { host: 'web1', port: 2200, user: 'runner' },
       { host: 'web2', port: 22, user: 'runner' },
       { host: '2001:db8::1', port: 2222, user: 'runner' },
@@ -340,7 +343,7 @@ describe('--hosts', () => {
 describe('jump hosts', () => {
   test('-J takes a comma list; users default to the local user and ports to 22', () => {
     const c = resolve({ jumpHost: 'ops@bastion:2200, inner' });
-    expect(c.jumpHosts).toEqual<HostTarget[]>([
+    expect(c.jumpHosts.map(hostPortUser)).toEqual<HostTarget[]>([
       { host: 'bastion', port: 2200, user: 'ops' },
       { host: 'inner', port: 22, user: 'runner' },
     ]);
