@@ -182,7 +182,6 @@ async function main(): Promise<number> {
     config = doctorTarget !== undefined ? resolveDoctorConfig(raw, doctorTarget, process.env) : resolveConfig(raw, process.env);
   } catch (e: unknown) {
     err(`safe-scp: ${e instanceof Error ? e.message : String(e)}`);
-    if (isSafeScpError(e) && e.details['refusedStrictNo'] === true) await showKeyToPin(raw, doctorTarget, err);
     return isSafeScpError(e) ? e.exitCode : 2;
   }
 
@@ -265,28 +264,6 @@ async function main(): Promise<number> {
   if (config.hosts.length > 1 && !config.dryRun && (!config.quiet || !result.ok)) err(text.formatHostTable(result, style));
   if (!result.ok) err(text.formatDiagnosis({ ...result, exitCode }, style));
   return exitCode;
-}
-
-/**
- * After refusing StrictHostKeyChecking=no: one connection, no authentication, to show the offered key
- * and the exact line to pin, so the fix is a copy and paste after checking the fingerprint.
- */
-async function showKeyToPin(raw: RawOptions, doctorTarget: string | undefined, err: (line: string) => void): Promise<void> {
-  const [{ resolveConfig, resolveDoctorConfig }, { doctor }] = await Promise.all([import('./config.js'), import('./diagnose/doctor.js')]);
-  const option = (raw.option ?? []).filter((o) => !/^\s*StrictHostKeyChecking\b/i.test(o));
-  try {
-    const config = doctorTarget !== undefined ? resolveDoctorConfig({ ...raw, option }, doctorTarget, process.env) : resolveConfig({ ...raw, option }, process.env);
-    if (config.hosts.length !== 1) return;
-    const report = await doctor(config, { env: { ...process.env, SSH_KNOWN_HOSTS: '' }, emit: () => undefined, hostKeyOnly: true });
-    const key = report.trace.hostKey;
-    if (!key || !report.trace.hostKeyLine) return;
-    err(
-      `safe-scp: ${report.target.host}:${report.target.port} offers ${key.type} ${key.fingerprint}. If the server's own key has that fingerprint ` +
-        `(check on the server: ssh-keygen -lf /etc/ssh/ssh_host_${key.type.replace(/^ssh-|-sha2-nistp\d+$/g, '')}_key.pub), pin it by adding this line to SSH_KNOWN_HOSTS:\n  ${report.trace.hostKeyLine}`,
-    );
-  } catch {
-    // The refusal stands either way; showing the key is a convenience.
-  }
 }
 
 main().then(

@@ -1,7 +1,7 @@
 // Resolves raw options (flags, SAFE_SCP_* env, -o Key=Value) once into a frozen, validated config.
 import os from 'node:os';
 import path from 'node:path';
-import { SafeScpError, configError, usageError } from './errors.js';
+import { configError, usageError } from './errors.js';
 import { hasControl, parseOperand, type RemoteOperand } from './operands.js';
 import { sshConfigContext, type HostSettings } from './ssh-config/host.js';
 import { TargetResolver, checkPreferredAuthentications, logLevel, type AppliedLine } from './ssh-config/targets.js';
@@ -215,13 +215,13 @@ function strictness(value: string): 'yes' | 'accept-new' {
   if (v === 'yes' || v === 'true' || v === 'ask') return 'yes';
   if (v === 'accept-new') return 'accept-new';
   if (v === 'no' || v === 'off' || v === 'false') {
-    throw new SafeScpError('usage',
-      'StrictHostKeyChecking=no is refused: safe-scp never trusts an unknown host key. Pin the key instead: ' +
-        'put the server\'s known_hosts line into SSH_KNOWN_HOSTS (run `ssh-keyscan -p PORT HOST` once on a trusted ' +
-        'machine and check its fingerprint against `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the server), ' +
-        'or pass `--host-key SHA256:...`; `--accept-new` pins the first key seen.',
-      // The CLI then fetches the offered key once (no authentication) to print the exact line to pin.
-      { phase: 'config', details: { refusedStrictNo: true } },
+    // Refused before any network access: nothing connects, so nothing counts towards fail2ban or MaxStartups.
+    throw usageError(
+      'StrictHostKeyChecking=no is refused: safe-scp never trusts an unknown host key, and opened no connection. ' +
+        'Pin the key instead, fetched and checked from a trusted machine: `ssh-keyscan -p PORT HOST > pin` there, ' +
+        '`ssh-keygen -lf pin` to compare its fingerprints with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` ' +
+        'run on the server itself, then put those lines into SSH_KNOWN_HOSTS (or pass `--host-key SHA256:...`); ' +
+        '`--accept-new` pins the first key seen.',
     );
   }
   throw usageError(`\`-o StrictHostKeyChecking=${value}\`: expected yes or accept-new`);

@@ -29,8 +29,6 @@ export interface DoctorOptions {
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly emit: EventSink;
   readonly signal?: AbortSignal;
-  /** Stop after the host key: no authentication is attempted (used to show the key to pin). */
-  readonly hostKeyOnly?: boolean;
 }
 
 export async function doctor(config: ResolvedConfig, deps: DoctorOptions): Promise<DoctorReport> {
@@ -47,11 +45,11 @@ export async function doctor(config: ResolvedConfig, deps: DoctorOptions): Promi
   let identities: Identity[] = [];
   let keyProblem: string | undefined;
   try {
-    if (!deps.hostKeyOnly) identities = await loadIdentities({ identityFiles: target.identityFiles ?? config.identityFiles, optionalFiles: target.configIdentityFiles ?? [], env: deps.env });
+    identities = await loadIdentities({ identityFiles: target.identityFiles ?? config.identityFiles, optionalFiles: target.configIdentityFiles ?? [], env: deps.env });
   } catch (err: unknown) {
     keyProblem = err instanceof Error ? err.message : String(err);
   }
-  const agent = deps.hostKeyOnly || target.identitiesOnly ? undefined : agentSocket(deps.env);
+  const agent = target.identitiesOnly ? undefined : agentSocket(deps.env);
   const haveCredentials = identities.length > 0 || agent !== undefined;
 
   const trace = newTrace(target);

@@ -182,7 +182,13 @@ export function decideHostKey(
         `of the keys pinned for this host:\n${pinnedLines(pinned)}\n` +
         `Either the server's host key was replaced (reinstall, key rotation, a different machine ` +
         `behind the address) or someone is intercepting the connection. ${verifyHint(offered.type)}; ` +
-        `update the pin only if the fingerprints agree.`,
+        `update the pin only if the fingerprints agree.` +
+        (found.keys.length === 0
+          ? ` Only --host-key fingerprints are pinned, and a fingerprint does not name its key type: the server shows ` +
+            `the key of the first type it has in the order ed25519, ecdsa, rsa, in the one connection safe-scp makes. ` +
+            `If you pinned another of its keys, pin its ${offered.type} key instead, or give a known_hosts line ` +
+            `(SSH_KNOWN_HOSTS), which names its type.`
+          : ''),
       details: base,
     };
   }

@@ -7,7 +7,7 @@ import ssh2Crypto from 'ssh2/lib/protocol/crypto.js';
 import { classifyConnectFailure, connectionLost, type ConnectTrace } from '../classify.js';
 import type { HostTarget } from '../config.js';
 import { SafeScpError } from '../errors.js';
-import { PREFERENCE, algorithmsFor, hostKeyAlgorithms, type HostKeyPins } from '../hostkeys/policy.js';
+import { hostKeyAlgorithms, type HostKeyPins } from '../hostkeys/policy.js';
 import { hostVerifier } from '../hostkeys/verifier.js';
 import type { EventSink } from '../log/events.js';
 import type { Identity } from './key.js';
@@ -39,8 +39,6 @@ export interface ConnectOptions {
   readonly emit: EventSink;
   /** Called once authentication completes (the host throttle slot is released then). */
   readonly onAuthenticated?: () => void;
-  /** Host key algorithms not to offer (key types already seen and refused). */
-  readonly excludedKeyAlgorithms?: readonly string[];
 }
 
 export interface Session {
@@ -132,46 +130,12 @@ export interface Tunnel {
 }
 
 /**
- * Connects, verifies the host key against the pins, authenticates and opens SFTP.
- *
- * A `--host-key` fingerprint does not say its key type, so the server may present another of its
- * keys first. Then the connection is made again without that type, once per type at most, until a
- * pinned key is offered or the server has no other type (the last refusal stands).
+ * Connects, verifies the host key against the pins, authenticates and opens SFTP: one connection, whatever the
+ * outcome. A `--host-key` fingerprint does not say its key type; the server shows the key of the first type it has
+ * in our preference order, and when that key is not pinned the refusal names its type and fingerprint (exit 3).
  */
 export async function openSession(options: ConnectOptions, trace: ConnectTrace): Promise<Session> {
-  const excluded: string[] = [];
-  let refusal: SafeScpError | undefined;
-  for (;;) {
-    try {
-      return (await establish({ ...options, excludedKeyAlgorithms: excluded }, trace, true)) as Session;
-    } catch (err: unknown) {
-      // The server has no other key type left: the first refusal is the answer.
-      if (refusal && err instanceof SafeScpError && err.code === 'kex-no-common-algorithm') throw refusal;
-      const offered = trace.hostKey?.type;
-      const retryOtherType =
-        err instanceof SafeScpError &&
-        err.code === 'host-key-changed' &&
-        options.sock === undefined &&
-        options.pins.fingerprints.length > 0 &&
-        offered !== undefined &&
-        algorithmsFor(offered).length > 0 &&
-        !algorithmsFor(offered).every((a) => excluded.includes(a));
-      if (!retryOtherType) throw err;
-      refusal ??= err;
-      excluded.push(...algorithmsFor(offered));
-      const named = hostKeyName(options.target);
-      const remaining = (hostKeyAlgorithms(options.pins, named.host, named.port) ?? PREFERENCE).filter((a) => !excluded.includes(a));
-      if (remaining.length === 0) throw err;
-      options.emit({ kind: 'debug', message: `${offered} is not the pinned key; asking ${options.target.host}:${options.target.port} for another key type` });
-      resetTrace(trace);
-    }
-  }
-}
-
-function resetTrace(trace: ConnectTrace): void {
-  const fresh = newTrace({ host: trace.host, port: trace.port, user: '' });
-  for (const key of Object.keys(trace) as Array<keyof ConnectTrace>) delete trace[key];
-  Object.assign(trace, fresh);
+  return (await establish(options, trace, true)) as Session;
 }
 
 /** Connects and authenticates to a jump host (pinned and throttled like any host). */
@@ -337,12 +301,10 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
       algorithms: {
         cipher: [...CIPHERS],
         ...(() => {
-          const excluded = options.excludedKeyAlgorithms ?? [];
           const named = hostKeyName(target);
           const restricted = hostKeyAlgorithms(options.pins, named.host, named.port);
-          const keys = excluded.length > 0 ? (restricted ?? PREFERENCE).filter((a) => !excluded.includes(a)) : restricted;
           if (restricted) trace.pinnedKeyAlgorithms = restricted;
-          return keys ? { serverHostKey: keys as NonNullable<NonNullable<ConnectConfig['algorithms']>['serverHostKey']> } : {};
+          return restricted ? { serverHostKey: restricted as NonNullable<NonNullable<ConnectConfig['algorithms']>['serverHostKey']> } : {};
         })(),
       },
       authHandler: [

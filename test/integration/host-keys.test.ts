@@ -42,16 +42,36 @@ test('a server with ed25519, ecdsa and RSA host keys: pinning any single one of 
     expect(result.stderr).toContain(`host key ${key.type} ${key.fingerprint}`);
     expect(fs.readFileSync(dest, 'utf8')).toBe('multi.txt\n');
   }
-  // The same through --host-key alone, and through a hashed known_hosts line.
-  const rsa = sshd.hostKeys[2];
-  const byFingerprint = await runCli(['--host-key', rsa?.fingerprint ?? '', '-P', String(sshd.port), src, `${sshd.user}@127.0.0.1:${path.join(work, 'fp.txt')}`], envFor(sshd, ''));
-  expect(byFingerprint.code).toBe(0);
+  // A hashed known_hosts line.
   const hashedFile = path.join(work, 'hashed_known_hosts');
   fs.writeFileSync(hashedFile, `[127.0.0.1]:${sshd.port} ${sshd.hostKeys[1]?.publicLine}\n`);
   execFileSync('ssh-keygen', ['-H', '-f', hashedFile], { stdio: 'ignore' });
   expect(fs.readFileSync(hashedFile, 'utf8')).toMatch(/^\|1\|/);
   const hashed = await runCli(['--known-hosts', hashedFile, '-P', String(sshd.port), src, `${sshd.user}@127.0.0.1:${path.join(work, 'hashed.txt')}`], envFor(sshd, ''));
   expect(hashed.code).toBe(0);
+});
+
+test('fingerprint pins only, against a server with three key types: exactly one connection, for a match and a mismatch', async () => {
+  const sshd = await startSshd({ hostKeyTypes: ['ed25519', 'ecdsa', 'rsa'] });
+  servers.push(sshd);
+  const [ed25519, , rsa] = sshd.hostKeys;
+  const src = source('fp.txt');
+  const dest = path.join(work, 'fp-target.txt');
+  const args = (fp: string): string[] => ['--host-key', fp, '-P', String(sshd.port), src, `${sshd.user}@127.0.0.1:${dest}`];
+
+  // The server shows its ed25519 key first: a pin of its RSA key is refused in that one connection, naming what it showed.
+  const mismatch = await runCli(args(rsa?.fingerprint ?? ''), envFor(sshd, ''));
+  expect(mismatch.code).toBe(3);
+  expect(mismatch.stderr).toContain('host-key-changed');
+  expect(mismatch.stderr).toContain(`ssh-ed25519 ${ed25519?.fingerprint}`);
+  expect(mismatch.stderr).toContain('a fingerprint does not name its key type');
+  expect(connections(sshd)).toBe(1);
+  expect(fs.existsSync(dest)).toBe(false);
+
+  const match = await runCli(args(ed25519?.fingerprint ?? ''), envFor(sshd, ''));
+  expect(match.code).toBe(0);
+  expect(fs.readFileSync(dest, 'utf8')).toBe('fp.txt\n');
+  expect(connections(sshd)).toBe(2);
 });
 
 test('a man in the middle (another sshd with another key on the pinned address) fails with exit 3 after exactly one connection, nothing written', async () => {
@@ -102,15 +122,15 @@ test('accept-new pins the first key into the known_hosts file and says so; concu
   expect(plain.code).toBe(0);
 });
 
-test('StrictHostKeyChecking=no is refused with exit 2, showing the offered fingerprint and the exact line to pin', async () => {
+test('StrictHostKeyChecking=no is refused with exit 2 before any connection, saying how to fetch and check the key on a trusted machine', async () => {
   const sshd = await startSshd({});
   servers.push(sshd);
   const dest = path.join(work, 'strict-no.txt');
   const result = await runCli(['-o', 'StrictHostKeyChecking=no', '-P', String(sshd.port), source('no.txt'), `${sshd.user}@127.0.0.1:${dest}`], envFor(sshd, ''));
   expect(result.code).toBe(2);
   expect(result.stderr).toContain('StrictHostKeyChecking=no is refused');
-  expect(result.stderr).toContain(sshd.hostKeys[0]?.fingerprint);
-  expect(result.stderr).toContain(sshd.knownHostsLines().trim());
-  expect(sshd.authenticatedConnections()).toBe(0);
+  expect(result.stderr).toContain('ssh-keyscan');
+  expect(result.stderr).toContain('ssh-keygen -lf');
+  expect(connections(sshd)).toBe(0);
   expect(fs.existsSync(dest)).toBe(false);
 });
