@@ -29,6 +29,7 @@ function build(yargs: typeof Yargs, argv: string[]) {
     .option('preserve', { alias: 'p', type: 'boolean', describe: 'keep modification times and modes' })
     .option('update', { type: 'boolean', describe: 'skip files whose remote size and mtime equal the local ones (rsync\'s quick check); sent files get the local mtime' })
     .option('inplace', { type: 'boolean', describe: 'write over existing files in place like scp, for directories you cannot write to (not atomic)' })
+    .option('channels', { type: 'string', describe: 'SFTP channels on the one connection: files and a big file\'s ranges are spread over them (a server with a lower MaxSessions gets fewer)', defaultDescription: '4' })
     .option('staged', { type: 'boolean', describe: 'upload every file under a temporary name, then rename all in one burst (--no-staged: rename each as it arrives)', defaultDescription: 'on for -r and several sources' })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'print only errors, warnings and the final diagnosis: no progress, retry lines or success summary' })
     .option('verbose', { alias: 'v', type: 'boolean', describe: 'print each step' })
@@ -151,6 +152,7 @@ async function main(): Promise<number> {
     staged: argv['staged'] as boolean | undefined,
     update: argv['update'] as boolean | undefined,
     inplace: argv['inplace'] as boolean | undefined,
+    channels: str(argv['channels']),
     quiet: argv['quiet'] as boolean | undefined,
     verbose: argv['verbose'] as boolean | undefined,
     option: list(argv['option']),

@@ -17,6 +17,7 @@ export interface RawOptions {
   staged?: boolean | undefined;
   update?: boolean | undefined;
   inplace?: boolean | undefined;
+  channels?: string | number | undefined;
   quiet?: boolean | undefined;
   verbose?: boolean | undefined;
   option?: readonly string[] | undefined;
@@ -78,6 +79,8 @@ export interface ResolvedConfig {
   readonly update: boolean;
   /** Upload: write over existing files in place (no temporary name, not atomic). */
   readonly inplace: boolean;
+  /** SFTP channels to open on the one connection (files and big files' ranges are spread over them). */
+  readonly channels: number;
   readonly quiet: boolean;
   readonly verbose: boolean;
   readonly identityFiles: readonly string[];
@@ -125,6 +128,7 @@ export const DEFAULTS = {
   hostConcurrency: 1,
   hostInterval: '1s',
   parallel: 4,
+  channels: 4,
 } as const;
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -390,6 +394,7 @@ export function resolveConfig(raw: RawOptions, env: Env): ResolvedConfig {
     staged: direction === 'upload' && !raw.inplace && (raw.staged ?? ((raw.recursive ?? false) || sourceOperands.length > 1)),
     update: raw.update ?? false,
     inplace: raw.inplace ?? false,
+    channels: integer('channels', raw.channels, DEFAULTS.channels, 1, 16),
     quiet: raw.quiet ?? level === 'quiet',
     verbose: raw.verbose ?? level === 'verbose',
     identityFiles: firstHost.identityFiles ?? [],

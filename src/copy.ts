@@ -16,6 +16,7 @@ import { download } from './transfer/download.js';
 import { checkLocalSource, type LocalSource } from './transfer/local-tree.js';
 import { Prefetch } from './transfer/prefetch.js';
 import { TransferState, type FileResult } from './transfer/progress.js';
+import { RANGE } from './transfer/ranges.js';
 import { UPLOAD_DEFAULTS, upload } from './transfer/upload.js';
 
 export interface CopyDeps {
@@ -451,8 +452,8 @@ async function removeLeftoverTemps(
 async function transferWithWatchdog(session: Session, tunnels: readonly Tunnel[], config: ResolvedConfig, prepared: Prepared, state: TransferState, signal: AbortSignal): Promise<void> {
   state.lastProgress = Date.now();
   const watchdog = setInterval(() => {
-    const idle = Date.now() - Math.max(state.lastProgress, session.fs.lastActivity);
-    if (session.fs.pending > 0 && idle > config.stallTimeoutMs) {
+    const idle = Date.now() - Math.max(state.lastProgress, session.channels.lastActivity);
+    if (session.channels.pending > 0 && idle > config.stallTimeoutMs) {
       session.markStalled();
       session.client.destroy();
     }
@@ -468,13 +469,16 @@ async function transferWithWatchdog(session: Session, tunnels: readonly Tunnel[]
   signal.addEventListener('abort', onAbort, { once: true });
   let ok = false;
   try {
-    const options = { ...UPLOAD_DEFAULTS, preserve: config.preserve, staged: config.staged, update: config.update, inplace: config.inplace };
+    const options = { ...UPLOAD_DEFAULTS, preserve: config.preserve, staged: config.staged, update: config.update, inplace: config.inplace, channels: config.channels };
     const work =
       config.direction === 'upload'
         ? prepared.localSources().then((sources) => {
             const files = sources.flatMap((s) => s.items).filter((i) => i.type === 'file');
-            state.started({ bytesTotal: files.reduce((sum, i) => sum + i.size, 0), filesTotal: files.length });
-            return upload(session.fs, sources, config.target, options, state, prepared.prefetch);
+            const bytesTotal = files.reduce((sum, i) => sum + i.size, 0);
+            state.started({ bytesTotal, filesTotal: files.length });
+            // Extra channels cost the server an sftp-server each: worth it for a tree or a big file, not for a few small files.
+            if (files.length > 8 || bytesTotal > 2 * RANGE) session.channels.grow(config.channels, state.emit, `${session.trace.host}:${session.trace.port}`);
+            return upload(session.channels, sources, config.target, options, state, prepared.prefetch);
           })
         : (state.started({}), download(session.fs, config.sources, config.target, { ...options, recursive: config.recursive }, state));
     await Promise.race([work, session.lost, ...tunnels.map((t) => t.lost)]);

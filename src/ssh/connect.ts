@@ -11,6 +11,7 @@ import { hostKeyAlgorithms, type HostKeyPins } from '../hostkeys/policy.js';
 import { hostVerifier } from '../hostkeys/verifier.js';
 import type { EventSink } from '../log/events.js';
 import type { Identity } from './key.js';
+import { Channels } from './channels.js';
 import { RemoteFs } from './remote-fs.js';
 
 /** Ciphers in order of speed on AES-NI machines (faults-and-perf.md 3: gcm beats chacha20 by ~40%). */
@@ -44,6 +45,8 @@ export interface ConnectOptions {
 export interface Session {
   readonly client: Client;
   readonly fs: RemoteFs;
+  /** The SFTP channels of this connection, `fs` first (more open on request: Channels.grow). */
+  readonly channels: Channels;
   readonly trace: ConnectTrace;
   /** Rejects with a classified error when the connection is lost after it was established. */
   readonly lost: Promise<never>;
@@ -170,7 +173,7 @@ function classifyForwardFailure(jump: HostTarget, host: string, port: number, er
   return new SafeScpError('connect-failed', `cannot connect to ${where}: ${text}`, { phase: 'tcp', host, cause: err });
 }
 
-async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp: boolean): Promise<Session | (Omit<Session, 'fs'> & { fs?: undefined })> {
+async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp: boolean): Promise<Session | (Omit<Session, 'fs' | 'channels'> & { fs?: undefined; channels?: undefined })> {
   const { target } = options;
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -222,7 +225,7 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
   });
   lost.catch(() => undefined);
 
-  const session = new Promise<Session | (Omit<Session, 'fs'> & { fs?: undefined })>((resolve, reject) => {
+  const session = new Promise<Session | (Omit<Session, 'fs' | 'channels'> & { fs?: undefined; channels?: undefined })>((resolve, reject) => {
     let settled = false;
     const fail = (err: unknown): void => {
       if (settled) return;
@@ -283,7 +286,17 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
         settled = true;
         clearTimeout(timer);
         trace.phase = 'transfer';
-        resolve({ ...connected, fs: new RemoteFs(sftp, lost) });
+        const fs = new RemoteFs(sftp, lost);
+        const channels = new Channels(fs, client, lost);
+        resolve({
+          ...connected,
+          fs,
+          channels,
+          close: () => {
+            channels.stop();
+            connected.close();
+          },
+        });
       });
     });
 

@@ -113,7 +113,7 @@ export class RemoteFs {
     return this.call('mkdir', path, (cb) => this.sftp.mkdir(path, attrs, (err) => cb(err)));
   }
 
-  open(path: string, flags: 'r' | 'wx' | 'w', mode?: number): Promise<Buffer> {
+  open(path: string, flags: 'r' | 'r+' | 'wx' | 'w', mode?: number): Promise<Buffer> {
     const attrs = (mode === undefined ? {} : { mode }) as Attributes;
     return this.call('open', path, (cb) => this.sftp.open(path, flags, attrs, cb));
   }

@@ -49,20 +49,22 @@ export class BufferPool {
 }
 
 /**
- * Pipelined writes: up to `requestsInFlight` WRITE requests outstanding per file (a plain stream crawls, see
- * faults-and-perf.md 3), each at most the server's write limit. Resolves once the last WRITE is sent, with a
- * promise of all of them answered (rejecting with the first failure).
+ * Pipelined writes of the bytes [start, end): up to `requestsInFlight` WRITE requests outstanding (a plain stream
+ * crawls, see faults-and-perf.md 3), each at most the server's write limit. Resolves once the last WRITE is sent,
+ * with `answered`, a promise of all of them answered (rejecting with the first failure). Wrapped in an object: a
+ * promise resolved with a promise would wait for it, and the caller's next requests would wait a round trip.
  */
 export async function sendWrites(
   rfs: RemoteFs,
   handle: Buffer,
   temp: string,
   local: Local,
-  size: number,
+  start: number,
+  end: number,
   requestsInFlight: number,
   state: TransferState,
   buffers: BufferPool,
-): Promise<Promise<void>> {
+): Promise<{ answered: Promise<void> }> {
   const chunk = buffers.size;
   const depth = Math.max(1, requestsInFlight);
   let inFlight = 0;
@@ -75,10 +77,10 @@ export async function sendWrites(
     resume?.();
   };
   const drain = (): Promise<void> => new Promise((resolve) => (wake = resolve));
-  let offset = 0;
-  while (offset < size && failure === undefined) {
+  let offset = start;
+  while (offset < end && failure === undefined) {
     state.checkAborted();
-    const length = Math.min(chunk, size - offset);
+    const length = Math.min(chunk, end - offset);
     const position = offset;
     offset += length;
     let data: Buffer;
@@ -114,10 +116,12 @@ export async function sendWrites(
     );
     if (inFlight >= depth) await drain();
   }
-  return (async () => {
+  const answered = (async () => {
     while (inFlight > 0) await drain();
     if (failure !== undefined) throw failure;
   })();
+  answered.catch(() => undefined);
+  return { answered };
 }
 
 export function readSmall(item: LocalItem): Buffer {

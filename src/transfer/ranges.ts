@@ -1,0 +1,69 @@
+// A big file spread over the connection's SFTP channels: each channel opens the one temporary file and writes the
+// ranges it claims, RANGE bytes at a time, so channels that open later join in and a slow one holds up nothing.
+import type { Channels } from '../ssh/channels.js';
+import type { RemoteFs } from '../ssh/remote-fs.js';
+import type { TransferState } from './progress.js';
+import { sendWrites, type BufferPool, type Local } from './write-pipeline.js';
+
+/** Bytes a channel claims at a time: 4 channel windows, so a claim costs a round trip of gap in 4 windows' worth. */
+export const RANGE = 8 * 1024 * 1024;
+
+/** Whether a file is worth spreading: more than two ranges, and more than one channel wanted. */
+export function spreads(size: number, channelsWanted: number): boolean {
+  return channelsWanted > 1 && size > 2 * RANGE;
+}
+
+/**
+ * Writes all of `local` into `temp`, open as `handle` on `own`, over every channel open now or later. Resolves once
+ * every WRITE was answered and the other channels' handles were closed: the caller's size check on `own` then sees
+ * every byte. Rejects with the first failure (after the writes under way were answered).
+ */
+export async function writeSpread(
+  channels: Channels,
+  own: RemoteFs,
+  handle: Buffer,
+  temp: string,
+  local: Local,
+  size: number,
+  requestsInFlight: number,
+  state: TransferState,
+  buffers: BufferPool,
+): Promise<void> {
+  const count = Math.ceil(size / RANGE);
+  let next = 0;
+  let failure: unknown;
+  const answered: Array<Promise<void>> = [];
+  const run = async (rfs: RemoteFs, h: Buffer): Promise<void> => {
+    for (let r = next++; r < count && failure === undefined; r = next++) {
+      const { answered: done } = await sendWrites(rfs, h, temp, local, r * RANGE, Math.min(size, (r + 1) * RANGE), requestsInFlight, state, buffers);
+      done.catch((err: unknown) => (failure ??= err));
+      answered.push(done);
+    }
+  };
+  const others: Array<{ rfs: RemoteFs; handle: Buffer }> = [];
+  const helpers: Array<Promise<void>> = [];
+  const unsubscribe = channels.each((rfs) => {
+    if (rfs === own || next >= count) return;
+    helpers.push(
+      rfs.open(temp, 'r+').then(async (h) => {
+        others.push({ rfs, handle: h });
+        await run(rfs, h);
+      }),
+    );
+  });
+  try {
+    await run(own, handle);
+    for (let waited = 0; waited < helpers.length; ) {
+      const batch = helpers.length;
+      const results = await Promise.allSettled(helpers);
+      for (const r of results) if (r.status === 'rejected') failure ??= r.reason;
+      waited = batch;
+    }
+  } finally {
+    unsubscribe();
+  }
+  await Promise.allSettled(answered);
+  const closed = await Promise.allSettled(others.map((o) => o.rfs.close(o.handle, temp)));
+  for (const c of closed) if (c.status === 'rejected') failure ??= c.reason;
+  if (failure !== undefined) throw failure;
+}
