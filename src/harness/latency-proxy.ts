@@ -17,7 +17,11 @@ export interface LatencyProxyOptions {
   rttMs: number;
   /** Bandwidth of each direction, Mbit/s (10^6 bits). 0 or absent: no cap. */
   mbitPerS?: number;
-  /** Pause a sender beyond this many bytes in flight per direction. Default max(4 MiB, 2 x bandwidth-delay product). */
+  /**
+   * Pause a sender beyond this many bytes in flight per direction (on the wire plus queued for it). Default
+   * max(256 KiB, 2 x bandwidth-delay product): half a BDP propagating, the rest a router buffer of ~1.5 BDP.
+   * A larger buffer only adds queueing delay (bufferbloat) that window-limited protocols like SSH pay for.
+   */
   maxQueueBytes?: number;
 }
 
@@ -161,7 +165,7 @@ export class LatencyProxy {
     const delayMs = o.rttMs / 2;
     const bytesPerMs = o.mbitPerS !== undefined && o.mbitPerS > 0 ? (o.mbitPerS * 1e6) / 8 / 1000 : 0;
     const bdp = bytesPerMs > 0 ? bytesPerMs * o.rttMs : 0;
-    const maxBytes = o.maxQueueBytes ?? Math.max(4 * 1024 * 1024, 2 * bdp);
+    const maxBytes = o.maxQueueBytes ?? Math.max(256 * 1024, 2 * bdp);
     const upstream = new net.Socket({ allowHalfOpen: true });
     this.track(client);
     this.track(upstream);
