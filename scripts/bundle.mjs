@@ -14,7 +14,6 @@ const plugin = {
     // ssh2 requires its binding relatively (./crypto/build/Release/sshcrypto.node) and falls back to pure JS
     // when it is missing; from the bundle the package path finds the one npm built.
     build.onResolve({ filter: /sshcrypto\.node$/ }, () => ({ path: 'ssh2/lib/protocol/crypto/build/Release/sshcrypto.node', external: true }));
-    build.onResolve({ filter: /^string-width$/ }, () => ({ path: path.join(root, 'scripts', 'string-width.mjs') }));
     // Start-up: ssh2 loads modules at require time that a copy never uses. Its HTTP(S) agents (tunnelling HTTP
     // through SSH) pull in http, https and tls; its agent client needs child_process only for Pageant on Windows.
     // ~15 ms and ~5 ms of every run on a 2-core runner.
@@ -35,7 +34,7 @@ const plugin = {
   },
 };
 
-// The bundle is CommonJS so the bin can run it through vm.Script with a code cache (scripts/bin.mjs).
+// CommonJS, so that the bin loads it with one require (scripts/bin.mjs).
 await esbuild.build({
   entryPoints: [path.join(root, 'dist', 'cli.js')],
   outfile: path.join(root, 'dist', 'safe-scp.cjs'),
@@ -56,4 +55,3 @@ await esbuild.build({
 const bin = path.join(root, 'dist', 'safe-scp.mjs');
 fs.copyFileSync(path.join(root, 'scripts', 'bin.mjs'), bin);
 fs.chmodSync(bin, 0o755);
-fs.rmSync(path.join(root, 'dist', 'safe-scp.cjs.cache'), { force: true });

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-// The thin shell: parse argv (yargs, SAFE_SCP_* env twins), wire signals, print, map causes to exit codes.
+// The thin shell: parse argv (yargs, SAFE_SCP_<OPTION> env twins), wire signals, print, map causes to exit codes.
 import fs from 'node:fs';
 import type Yargs from 'yargs';
 import type { RawOptions } from './config.js';
 import type { SafeScpEvent } from './log/events.js';
+import type { ProgressLine } from './log/progress-line.js';
 
 const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -19,15 +20,19 @@ function build(yargs: typeof Yargs, argv: string[]) {
     .command('doctor <target>', 'explain connectivity to [user@]host[:port] without transferring (one careful connection)', (y) =>
       y.positional('target', { type: 'string' }),
     )
-    .env('SAFE_SCP')
+    // No .env('SAFE_SCP'): it would take every SAFE_SCP_* variable as an option; main() maps the known ones.
+    .locale('en')
     .parserConfiguration({ 'duplicate-arguments-array': true, 'strip-aliased': true })
     .option('port', { alias: 'P', type: 'string', describe: 'remote port', defaultDescription: '22' })
     .option('identity', { alias: 'i', type: 'string', describe: 'private key file (repeatable); SSH_PRIVATE_KEY is used too' })
     .option('recursive', { alias: 'r', type: 'boolean', describe: 'copy directories recursively' })
     .option('preserve', { alias: 'p', type: 'boolean', describe: 'keep modification times and modes' })
+    .option('update', { type: 'boolean', describe: 'skip files whose remote size and mtime equal the local ones (rsync\'s quick check); sent files get the local mtime' })
+    .option('inplace', { type: 'boolean', describe: 'write over existing files in place like scp, for directories you cannot write to (not atomic)' })
     .option('staged', { type: 'boolean', describe: 'upload every file under a temporary name, then rename all in one burst (--no-staged: rename each as it arrives)', defaultDescription: 'on for -r and several sources' })
-    .option('quiet', { alias: 'q', type: 'boolean', describe: 'print only errors' })
+    .option('quiet', { alias: 'q', type: 'boolean', describe: 'print only errors, warnings and the final diagnosis: no progress, retry lines or success summary' })
     .option('verbose', { alias: 'v', type: 'boolean', describe: 'print each step' })
+    .option('progress-interval', { type: 'string', describe: 'without a terminal, print a progress line this often (0: no progress at all)', defaultDescription: '10s' })
     .option('option', { alias: 'o', type: 'string', describe: 'OpenSSH option Key=Value (Port, User, IdentityFile, ConnectTimeout, UserKnownHostsFile, StrictHostKeyChecking, ProxyJump, ServerAliveInterval, ServerAliveCountMax, ConnectionAttempts, BatchMode)' })
     .option('jump-host', { alias: 'J', type: 'string', describe: 'jump host(s) [user@]host[:port][,...]' })
     .option('limit', { alias: 'l', type: 'string', describe: 'bandwidth limit in Kbit/s' })
@@ -73,15 +78,34 @@ async function main(): Promise<number> {
     return 0;
   }
   const [{ default: yargs }, { hideBin }, { joinNegativeValues, NUMERIC_OPTIONS }] = await Promise.all([import('yargs'), import('yargs/helpers'), import('./util/argv.js')]);
+  const [{ readEnvOptions, bareDurationWarnings }, { unknownOptionsMessage }, { helpEpilogue }] = await Promise.all([
+    import('./util/env-options.js'),
+    import('./util/suggest.js'),
+    import('./util/cli-help.js'),
+  ]);
   const parser = build(yargs, joinNegativeValues(hideBin(process.argv), NUMERIC_OPTIONS));
+  // Only SAFE_SCP_<known long option> is read (flag > environment > default); any other SAFE_SCP_* is a warning.
+  // getOptions() is public yargs API that @types/yargs does not declare.
+  const declared = (parser as unknown as { getOptions(): { key: Record<string, unknown>; boolean: string[] } }).getOptions();
+  const longOptions = Object.keys(declared.key).filter((k) => k.length > 1 && k !== 'help' && k !== 'version');
+  const fromEnv = readEnvOptions(process.env, longOptions, declared.boolean);
+  for (const warning of fromEnv.warnings) stderr(warning);
+  if (fromEnv.errors.length > 0) {
+    stderr(`safe-scp: ${fromEnv.errors.join('; ')}`);
+    return 2;
+  }
+  parser.config(fromEnv.values).epilogue(helpEpilogue(longOptions));
   let argv: Record<string, unknown>;
   try {
     argv = (await parser.parse()) as Record<string, unknown>;
   } catch (err: unknown) {
-    stderr(`safe-scp: ${err instanceof Error ? err.message : String(err)}\nRun safe-scp --help for usage.`);
+    const message = err instanceof Error ? err.message : String(err);
+    stderr(`safe-scp: ${unknownOptionsMessage(message, longOptions) ?? message}\nRun safe-scp --help for usage.`);
     return 2;
   }
   if (argv['help']) return 0;
+  const camel = (option: string): string => option.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+  for (const warning of bareDurationWarnings(Object.fromEntries(longOptions.map((o) => [o, argv[camel(o)]])))) stderr(warning);
   if (argv['version']) {
     process.stdout.write(`safe-scp ${pkg.version}\n`);
     return 0;
@@ -98,8 +122,14 @@ async function main(): Promise<number> {
     import('./log/report-file.js'),
     import('./throttle/state-dir.js'),
   ]);
+  const [{ ProgressLine }, { parseDuration, MAX_TIMER_MS }] = await Promise.all([import('./log/progress-line.js'), import('./util/duration.js')]);
   const redact = makeRedactor([process.env['SSH_PRIVATE_KEY'], process.env['SSH_PRIVATE_KEY_PASSPHRASE']]);
-  const err = (line: string): void => stderr(redact(line));
+  let progress: ProgressLine | undefined;
+  // The live progress line is cleared before any other line goes to stderr (and redrawn on its next tick).
+  const err = (line: string): void => {
+    progress?.clear();
+    stderr(redact(line));
+  };
 
   let hosts = str(argv['hosts']);
   try {
@@ -118,6 +148,8 @@ async function main(): Promise<number> {
     recursive: argv['recursive'] as boolean | undefined,
     preserve: argv['preserve'] as boolean | undefined,
     staged: argv['staged'] as boolean | undefined,
+    update: argv['update'] as boolean | undefined,
+    inplace: argv['inplace'] as boolean | undefined,
     quiet: argv['quiet'] as boolean | undefined,
     verbose: argv['verbose'] as boolean | undefined,
     option: list(argv['option']),
@@ -152,6 +184,20 @@ async function main(): Promise<number> {
     return isSafeScpError(e) ? e.exitCode : 2;
   }
 
+  const progressInterval = parseDuration(str(argv['progressInterval']) ?? '10s');
+  if (progressInterval === undefined || progressInterval > MAX_TIMER_MS) {
+    err(`safe-scp: \`--progress-interval\` (SAFE_SCP_PROGRESS_INTERVAL) must be a duration like 500ms, 10s, 2m or plain milliseconds, got "${String(argv['progressInterval'])}"`);
+    return 2;
+  }
+  if (!config.quiet && !config.dryRun && doctorTarget === undefined && progressInterval > 0) {
+    progress = new ProgressLine({
+      tty: Boolean(process.stderr.isTTY),
+      intervalMs: progressInterval,
+      write: (t) => void process.stderr.write(t),
+      columns: () => process.stderr.columns,
+    });
+  }
+
   const style = {
     color: Boolean(process.stderr.isTTY) && !process.env['NO_COLOR'],
     gitlab: process.env['GITLAB_CI'] === 'true',
@@ -181,6 +227,7 @@ async function main(): Promise<number> {
 
   const plan: string[] = [];
   const emit = (event: SafeScpEvent): void => {
+    progress?.onEvent(event);
     if (event.kind === 'plan-entry') plan.push(`${event.type === 'dir' ? 'mkdir' : 'copy '} ${event.source} -> ${event.target}${event.type === 'file' ? ` (${event.bytes} bytes)` : ''}`);
     if (event.kind === 'plan') {
       plan.push(`plan: ${event.direction} ${event.entries} entries, ${event.bytes} bytes, ${event.user}@${event.host}:${event.port}${event.dryRun ? ' (dry run: no connection opened)' : ''}${event.note ? `; ${event.note}` : ''}`);
@@ -199,6 +246,7 @@ async function main(): Promise<number> {
   }
 
   const result = await copy(config, { env: process.env, emit, signal: controller.signal });
+  progress?.close();
   const exitCode = result.cause === 'interrupted' && signalExit !== undefined ? signalExit : result.exitCode;
   const report = buildReport(result, exitCode);
   if (config.reportFile) {

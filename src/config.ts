@@ -13,6 +13,8 @@ export interface RawOptions {
   recursive?: boolean | undefined;
   preserve?: boolean | undefined;
   staged?: boolean | undefined;
+  update?: boolean | undefined;
+  inplace?: boolean | undefined;
   quiet?: boolean | undefined;
   verbose?: boolean | undefined;
   option?: readonly string[] | undefined;
@@ -55,6 +57,10 @@ export interface ResolvedConfig {
   readonly preserve: boolean;
   /** Upload: staged commit (every file verified under a temporary name, then all renamed in one burst). */
   readonly staged: boolean;
+  /** Upload: skip files whose remote size and mtime equal the local ones; sent files get the local mtime. */
+  readonly update: boolean;
+  /** Upload: write over existing files in place (no temporary name, not atomic). */
+  readonly inplace: boolean;
   readonly quiet: boolean;
   readonly verbose: boolean;
   readonly identityFiles: readonly string[];
@@ -301,7 +307,9 @@ export function resolveConfig(raw: RawOptions, env: Env): ResolvedConfig {
     hosts,
     recursive: raw.recursive ?? false,
     preserve: raw.preserve ?? false,
-    staged: direction === 'upload' && (raw.staged ?? ((raw.recursive ?? false) || sourceOperands.length > 1)),
+    staged: direction === 'upload' && !raw.inplace && (raw.staged ?? ((raw.recursive ?? false) || sourceOperands.length > 1)),
+    update: raw.update ?? false,
+    inplace: raw.inplace ?? false,
     quiet: raw.quiet ?? false,
     verbose: raw.verbose ?? false,
     identityFiles: [...(raw.identity ?? []), ...(ssh.get('IdentityFile') ?? [])].map((f) => expandHome(f, env)),
@@ -333,6 +341,8 @@ export function resolveConfig(raw: RawOptions, env: Env): ResolvedConfig {
     }
   }
   if (config.sources.some((s) => s === '') && direction === 'upload') throw usageError('empty source path');
+  if (raw.inplace && raw.staged) throw usageError('`--inplace` and `--staged` cannot be combined: a file written in place has no temporary name to stage');
+  if ((raw.inplace || raw.update) && direction === 'download') throw usageError(`\`--${raw.inplace ? 'inplace' : 'update'}\` applies to uploads only`);
   return Object.freeze(config);
 }
 

@@ -38,6 +38,8 @@ export interface HostResult {
   bytes: number;
   files: number;
   durationMs: number;
+  /** --update: files not sent because the server's copy was unchanged. */
+  skipped: number;
   /** Staged commit: how many files the rename burst moved into place and how long it took (a reader's mixed window). */
   commit?: { files: number; durationMs: number };
 }
@@ -189,7 +191,7 @@ async function copyToHost(
   allAttempts: AttemptEvidence[],
 ): Promise<HostOutcome> {
   const started = Date.now();
-  const state = new TransferState(deps.emit, new BandwidthLimiter(config.limitBytesPerSecond));
+  const state = new TransferState(deps.emit, new BandwidthLimiter(config.limitBytesPerSecond), { host: target.host, port: target.port });
   let attemptCount = 0;
   let lastEvidence: AttemptEvidence | undefined;
 
@@ -354,6 +356,7 @@ async function copyToHost(
     connectChain(0, tunnels, () => undefined, cleanupSignal, Math.min(config.connectTimeoutMs, CLEANUP_CONNECT_MS)),
   );
   const hostFiles = [...state.done.values()];
+  const skipped = [...state.skipped.values()];
   return {
     result: {
       host: target.host,
@@ -366,10 +369,11 @@ async function copyToHost(
       attempts: attemptCount,
       bytes: hostFiles.reduce((sum, f) => sum + f.bytes, 0),
       files: hostFiles.length,
+      skipped: skipped.length,
       durationMs: Date.now() - started,
       ...(state.commit ? { commit: state.commit } : {}),
     },
-    files: hostFiles,
+    files: [...hostFiles, ...skipped],
     error,
   };
 }
@@ -449,21 +453,24 @@ async function transferWithWatchdog(session: Session, tunnels: readonly Tunnel[]
     hardStop.unref();
   };
   signal.addEventListener('abort', onAbort, { once: true });
+  let ok = false;
   try {
-    const options = { ...UPLOAD_DEFAULTS, preserve: config.preserve, staged: config.staged };
+    const options = { ...UPLOAD_DEFAULTS, preserve: config.preserve, staged: config.staged, update: config.update, inplace: config.inplace };
     const work =
       config.direction === 'upload'
-        ? prepared.localSources().then((sources) => upload(session.fs, sources, config.target, options, state, prepared.prefetch))
-        : download(session.fs, config.sources, config.target, { ...options, recursive: config.recursive }, state);
+        ? prepared.localSources().then((sources) => {
+            const files = sources.flatMap((s) => s.items).filter((i) => i.type === 'file');
+            state.started({ bytesTotal: files.reduce((sum, i) => sum + i.size, 0), filesTotal: files.length });
+            return upload(session.fs, sources, config.target, options, state, prepared.prefetch);
+          })
+        : (state.started({}), download(session.fs, config.sources, config.target, { ...options, recursive: config.recursive }, state));
     await Promise.race([work, session.lost, ...tunnels.map((t) => t.lost)]);
-    const writes = session.fs.directWriteCounts;
-    if (writes.direct + writes.fallback > 0) {
-      state.emit({ kind: 'debug', message: `write requests: ${writes.direct} read straight into prepared packets, ${writes.fallback} through ssh2's write (channel window full or key exchange)` });
-    }
+    ok = true;
   } catch (err: unknown) {
     if (signal.aborted && isSafeScpError(signal.reason)) throw signal.reason;
     throw err;
   } finally {
+    state.ended(ok);
     clearInterval(watchdog);
     clearTimeout(hardStop);
     signal.removeEventListener('abort', onAbort);

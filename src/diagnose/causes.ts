@@ -1,4 +1,4 @@
-// What each cause code means and what to check on the server: the text of the diagnostic block.
+// What each cause code means and what to check (on the server, or here): the text of the diagnostic block.
 import type { CauseCode } from '../errors.js';
 
 export interface CauseHelp {
@@ -8,11 +8,23 @@ export interface CauseHelp {
   readonly checks: readonly string[];
 }
 
+/** Where the checks are made: the local causes are about this machine (the runner), not the server. */
+export function checksHeading(cause: CauseCode): string {
+  if (cause.startsWith('local-') || cause === 'usage' || cause === 'config') return 'check on this machine:';
+  if (cause === 'key-invalid') return 'check the key:';
+  return 'check on the server:';
+}
+
+/** The checks of `cause` with the real host and port in place of {host} and {port} (HOST / PORT when unknown). */
+export function checksFor(cause: CauseCode, where: { host?: string | undefined; port?: number | undefined } = {}): string[] {
+  return CAUSE_HELP[cause].checks.map((check) => check.replaceAll('{host}', where.host ?? 'HOST').replaceAll('{port}', String(where.port ?? 'PORT')));
+}
+
 const RESET_CHECKS = [
   'sshd MaxStartups: too many unauthenticated connections at once make sshd drop new ones. Check `MaxStartups` (default 10:30:100) and `PerSourcePenalties` (OpenSSH 9.8+) in /etc/ssh/sshd_config; reload with `systemctl reload ssh` (or sshd).',
   'fail2ban: `fail2ban-client status sshd` lists banned IPs; unban with `fail2ban-client set sshd unbanip RUNNER_IP`, and add the runner range to `ignoreip` in /etc/fail2ban/jail.local.',
   'TCP wrappers / DenyHosts: look for the runner address in /etc/hosts.deny and /etc/hosts.allow (Debian\'s sshd still honours them).',
-  'Firewall or IPS rate limits: `iptables -L INPUT -n --line-numbers` (or `nft list ruleset`) for `recent`, `hashlimit` or `REJECT --reject-with tcp-reset` rules on port 22; cloud security groups and network IPS may reset SSH bursts too.',
+  'Firewall or IPS rate limits: `iptables -L INPUT -n --line-numbers` (or `nft list ruleset`) for `recent`, `hashlimit` or `REJECT --reject-with tcp-reset` rules on port {port}; cloud security groups and network IPS may reset SSH bursts too.',
   'Server log: `grep -E "MaxStartups|refused connect|Connection reset|penalty" /var/log/auth.log` (or `journalctl -u ssh`) around the time of the job.',
   'If nothing on the server explains it, try another port or address, and ask the network administrators about middleboxes between the runner and the server.',
 ];
@@ -43,7 +55,7 @@ export const CAUSE_HELP: Readonly<Record<CauseCode, CauseHelp>> = {
   },
   'banner-timeout': {
     summary: 'The TCP connection opened but the server never sent an SSH version string: an overloaded sshd, a proxy or firewall that swallows the connection, or a service that waits for the client to speak first.',
-    checks: ['Check that sshd (not another service) listens on that port: `ss -tlnp | grep :22` on the server.', 'Check sshd load and `LoginGraceTime`; look for stuck sshd processes (`ps -ef | grep sshd`).', 'Check firewalls/IPS that accept and then drop traffic.'],
+    checks: ['Check that sshd (not another service) listens on that port: `ss -tlnp | grep :{port}` on the server.', 'Check sshd load and `LoginGraceTime`; look for stuck sshd processes (`ps -ef | grep sshd`).', 'Check firewalls/IPS that accept and then drop traffic.'],
   },
   'connect-refused': {
     summary: 'Nothing accepted the TCP connection: sshd is not running on that port, or a firewall rejects it.',
@@ -51,11 +63,11 @@ export const CAUSE_HELP: Readonly<Record<CauseCode, CauseHelp>> = {
   },
   'connect-timeout': {
     summary: 'The TCP connection did not open in time: the address is unreachable or packets are dropped by a firewall.',
-    checks: ['Check routing and firewalls between the runner and the server (security groups, allow-lists for the runner\'s egress IPs).', 'Try from another machine: `nc -vz HOST PORT`.'],
+    checks: ['Check routing and firewalls between the runner and the server (security groups, allow-lists for the runner\'s egress IPs).', 'Try from another machine: `nc -vz {host} {port}`.'],
   },
   'connect-failed': { summary: 'The TCP connection failed.', checks: ['Check the address, routing and firewalls.'] },
-  'dns-failure': { summary: 'The host name could not be resolved right now (a temporary DNS failure).', checks: ['Check the runner\'s resolver (`getent hosts HOST`).'] },
-  'dns-not-found': { summary: 'The host name does not exist in DNS.', checks: ['Check the spelling of the host; check `getent hosts HOST` on the runner.'] },
+  'dns-failure': { summary: 'The host name could not be resolved right now (a temporary DNS failure).', checks: ['Check the runner\'s resolver (`getent hosts {host}`).'] },
+  'dns-not-found': { summary: 'The host name does not exist in DNS.', checks: ['Check the spelling of the host; check `getent hosts {host}` on the runner.'] },
   'not-ssh': { summary: 'Something answered on that port, but it is not an SSH server.', checks: ['Check the port number: a web server or another service listens there (see the text it sent above).'] },
   'kex-no-common-algorithm': {
     summary: 'Client and server share no key-exchange, cipher, MAC or host-key algorithm.',

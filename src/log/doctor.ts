@@ -1,6 +1,6 @@
 // Text for `safe-scp doctor`: one line per phase, then the cause and what to check.
 import { preBannerText, stripControl } from '../classify.js';
-import { CAUSE_HELP } from '../diagnose/causes.js';
+import { CAUSE_HELP, checksFor } from '../diagnose/causes.js';
 import type { DoctorReport } from '../diagnose/doctor.js';
 import { section, type TextStyle } from './text.js';
 
@@ -22,7 +22,7 @@ export function formatDoctor(report: DoctorReport, style: TextStyle): string {
   lines.push(`  verdict:  ${report.ok ? 'OK' : `${report.cause} (exit ${report.exitCode}): ${stripControl(report.message ?? '')}`}`);
   if (!report.ok && report.cause) {
     lines.push(`  likely:   ${CAUSE_HELP[report.cause].summary}`);
-    for (const check of CAUSE_HELP[report.cause].checks) lines.push(`    * ${check}`);
+    for (const check of checksFor(report.cause, report.target)) lines.push(`    * ${check}`);
   }
   return section(style, `safe-scp doctor ${where} (one connection, ${report.durationMs}ms)`, lines);
 }

@@ -50,8 +50,13 @@ export type SafeScpEvent =
   | { kind: 'connected'; host: string; port: number; attempt: number; serverVersion: string; hostKey: { type: string; fingerprint: string }; cipher?: string; nativeCrypto?: boolean }
   | { kind: 'host-key-learned'; host: string; port: number; type: string; fingerprint: string; file: string; line: string }
   | { kind: 'attempt-failed'; evidence: AttemptEvidence; cause: CauseCode; phase: Phase; message: string; retryable: boolean; nextDelayMs?: number; retriesLeft: number }
-  | { kind: 'file-done'; source: string; target: string; bytes: number; skipped: boolean; durationMs: number }
+  | { kind: 'file-done'; source: string; target: string; bytes: number; skipped: boolean; durationMs: number; inPlace?: boolean }
   | { kind: 'commit'; files: number; durationMs: number }
+  /** A transfer to or from a host starts (each attempt); totals when known up front (uploads, not downloads). */
+  | { kind: 'transfer-start'; host: string; port: number; bytesTotal?: number; filesTotal?: number }
+  /** At most a few per second while data moves: bytes and files so far on this host (they count resent data too). */
+  | { kind: 'progress'; host: string; port: number; bytes: number; files: number }
+  | { kind: 'transfer-end'; host: string; port: number; bytes: number; files: number; ok: boolean }
   | { kind: 'debug'; message: string };
 
 export type EventSink = (event: SafeScpEvent) => void;

@@ -2,7 +2,7 @@
 import { stripControl } from '../classify.js';
 import type { CopyResult } from '../copy.js';
 import { analyseAttempts, attemptsForHost } from '../diagnose/analysis.js';
-import { CAUSE_HELP } from '../diagnose/causes.js';
+import { CAUSE_HELP, checksFor } from '../diagnose/causes.js';
 
 export interface Report {
   ok: boolean;
@@ -26,7 +26,8 @@ export interface Report {
     error: string | null;
     evidence: Record<string, unknown>;
   }>;
-  files: Array<{ source: string; target: string; bytes: number; verified: boolean }>;
+  /** `skipped`: --update found the server's copy unchanged; `atomic: false`: --inplace wrote over the file. */
+  files: Array<{ source: string; target: string; bytes: number; verified: boolean; skipped?: boolean; atomic?: boolean }>;
   hosts: Array<{
     host: string;
     port: number;
@@ -38,8 +39,16 @@ export interface Report {
     durationMs: number;
     /** Staged commit: files renamed in the final burst and how long it took; null without a burst. */
     commit: { files: number; durationMs: number } | null;
+    /** --update: files not sent because the server's copy was unchanged. */
+    skipped: number;
   }>;
   details?: Record<string, unknown>;
+}
+
+/** The port of the failed host: from its attempts, else its host result. */
+export function portOf(result: CopyResult): number | undefined {
+  const host = result.error?.host;
+  return result.attempts.find((a) => a.host === host)?.port ?? result.hosts.find((h) => h.host === host)?.port;
 }
 
 export function buildReport(result: CopyResult, exitCode: number): Report {
@@ -51,7 +60,7 @@ export function buildReport(result: CopyResult, exitCode: number): Report {
     message: error ? stripControl(error.message) : null,
     phase: error?.phase ?? null,
     explanation: result.cause ? CAUSE_HELP[result.cause].summary : null,
-    checks: result.cause ? CAUSE_HELP[result.cause].checks : [],
+    checks: result.cause ? checksFor(result.cause, { host: error?.host, port: portOf(result) }) : [],
     // Not .map(stripControl): the index would become its length cap.
     analysis: result.ok
       ? []
@@ -63,7 +72,14 @@ export function buildReport(result: CopyResult, exitCode: number): Report {
       if (typeof evidence.serverVersion === 'string') evidence.serverVersion = stripControl(evidence.serverVersion);
       return { host, port, attempt, phase, cause: cause ?? null, startedAt, durationMs, error: text ? stripControl(text) : null, evidence };
     }),
-    files: result.files.map((f) => ({ source: f.source, target: f.target, bytes: f.bytes, verified: f.verified })),
+    files: result.files.map((f) => ({
+      source: f.source,
+      target: f.target,
+      bytes: f.bytes,
+      verified: f.verified,
+      ...(f.skipped ? { skipped: true } : {}),
+      ...(f.atomic === false ? { atomic: false } : {}),
+    })),
     hosts: result.hosts.map((h) => ({
       host: h.host,
       port: h.port,
@@ -74,6 +90,7 @@ export function buildReport(result: CopyResult, exitCode: number): Report {
       bytes: h.bytes,
       durationMs: h.durationMs,
       commit: h.commit ?? null,
+      skipped: h.skipped,
     })),
     ...(error && Object.keys(error.details).length > 0 ? { details: { ...error.details } } : {}),
   };

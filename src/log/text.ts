@@ -2,9 +2,10 @@
 import { stripControl } from '../classify.js';
 import type { CopyResult } from '../copy.js';
 import { analyseAttempts, attemptsForHost } from '../diagnose/analysis.js';
-import { CAUSE_HELP } from '../diagnose/causes.js';
+import { CAUSE_HELP, checksFor, checksHeading } from '../diagnose/causes.js';
 import { formatDuration } from '../util/duration.js';
 import type { SafeScpEvent, SlotFreedReason, SlotHolderInfo } from './events.js';
+import { portOf } from './report.js';
 
 export interface TextStyle {
   readonly color: boolean;
@@ -53,13 +54,20 @@ export function formatEvent(event: SafeScpEvent, style: TextStyle): string | und
       return `safe-scp: waiting ${formatDuration(event.waitedMs)} so far for a connection slot to ${event.host}:${event.port}: ${why}`;
     }
     case 'file-done':
-      return style.verbose ? `safe-scp: ${event.source} -> ${event.target} (${event.bytes} bytes, ${formatDuration(event.durationMs)})` : undefined;
+      if (!style.verbose) return undefined;
+      return event.skipped
+        ? `safe-scp: ${event.source} = ${event.target} (unchanged, ${event.bytes} bytes: not sent)`
+        : `safe-scp: ${event.source} -> ${event.target} (${event.bytes} bytes, ${formatDuration(event.durationMs)}${event.inPlace ? ', written in place: not replaced atomically' : ''})`;
     case 'commit':
       return style.verbose ? `safe-scp: renamed ${event.files} staged file${event.files === 1 ? '' : 's'} into place in ${formatDuration(event.durationMs)}` : undefined;
     case 'debug':
       return style.verbose ? `safe-scp: ${stripControl(event.message)}` : undefined;
     case 'plan':
     case 'plan-entry':
+    case 'transfer-start':
+    case 'progress':
+    case 'transfer-end':
+      // Progress is drawn by the CLI's progress line (log/progress-line.ts), not as log lines.
       return undefined;
     default: {
       const never: never = event;
@@ -138,24 +146,53 @@ export function formatDiagnosis(result: CopyResult, style: TextStyle): string {
     lines.push('  analysis:');
     for (const line of analysis) lines.push(`    - ${stripControl(line)}`);
   }
-  const details = error.details;
-  if (details && typeof details === 'object' && 'offered' in details) {
-    lines.push(`  host key: ${JSON.stringify(details['offered'])}`);
-  }
-  if (help.checks.length > 0) {
-    lines.push('  check on the server:');
-    for (const check of help.checks) lines.push(`    * ${check}`);
+  lines.push(...hostKeyLines(error.details));
+  const checks = checksFor(result.cause, { host: error.host, port: portOf(result) });
+  if (checks.length > 0) {
+    lines.push(`  ${checksHeading(result.cause)}`);
+    for (const check of checks) lines.push(`    * ${check}`);
   }
   return section(style, paint(style, '31', `safe-scp: FAILED [${result.cause}]`), lines);
 }
 
+/** `{ type, fingerprint, source? }` (or a bare fingerprint string) as `ssh-ed25519 SHA256:... (file:3)`. */
+function keyText(value: unknown): string | undefined {
+  if (typeof value === 'string') return stripControl(value, 200);
+  if (!value || typeof value !== 'object') return undefined;
+  const { type, fingerprint, source } = value as Record<string, unknown>;
+  if (typeof fingerprint !== 'string') return undefined;
+  const from = typeof source === 'string' ? ` (${stripControl(source, 300)})` : '';
+  return stripControl(`${typeof type === 'string' ? `${type} ` : ''}${fingerprint}`, 200) + from;
+}
+
+/** A refused host key (hostkeys/policy.ts HostKeyDetails) as readable lines: offered, pinned, what to add. */
+function hostKeyLines(details: Readonly<Record<string, unknown>>): string[] {
+  const offered = keyText(details['offered']);
+  if (offered === undefined) return [];
+  const host = typeof details['host'] === 'string' ? stripControl(details['host'], 300) : undefined;
+  const where = host === undefined ? '' : ` by ${host}${typeof details['port'] === 'number' ? `:${details['port']}` : ''}`;
+  const list = (value: unknown): string[] => (Array.isArray(value) ? value.map(keyText).filter((k): k is string => k !== undefined) : []);
+  const lines = [`  host key: offered${where}: ${offered}`];
+  const pinned = list(details['pinned']);
+  for (const key of pinned) lines.push(`  pinned:   ${key}`);
+  if (pinned.length === 0 && details['revokedBy'] === undefined) lines.push('  pinned:   nothing for this host');
+  for (const key of list(details['portlessPinned'])) lines.push(`  pinned without a port (also accepted here): ${key}`);
+  if (typeof details['revokedBy'] === 'string') lines.push(`  revoked:  marked @revoked in ${stripControl(details['revokedBy'], 300)}`);
+  for (const ca of list(details['certAuthorities'])) lines.push(`  @cert-authority (not supported): ${ca}`);
+  if (typeof details['knownHostsLine'] === 'string') lines.push(`  to pin (after checking the fingerprint on the server): ${stripControl(details['knownHostsLine'], 2000)}`);
+  return lines;
+}
+
 /** The success line for stdout. */
 export function formatSummary(result: CopyResult): string {
-  const files = result.files.length;
-  const bytes = result.files.reduce((sum, f) => sum + f.bytes, 0);
+  const sent = result.files.filter((f) => !f.skipped);
+  const files = sent.length;
+  const skipped = result.files.length - files;
+  const bytes = sent.reduce((sum, f) => sum + f.bytes, 0);
   const hosts = result.hosts.map((h) => `${h.host}:${h.port}`).join(', ');
   const attempts = result.hosts.reduce((sum, h) => sum + h.attempts, 0);
-  return `safe-scp: copied ${files} file${files === 1 ? '' : 's'} (${bytes} bytes) with ${hosts} in ${formatDuration(result.durationMs)}, ${attempts} connection attempt${attempts === 1 ? '' : 's'}`;
+  const inPlace = sent.filter((f) => f.atomic === false).length;
+  return `safe-scp: copied ${files} file${files === 1 ? '' : 's'} (${bytes} bytes)${skipped ? `, skipped ${skipped} unchanged` : ''}${inPlace ? ` (${inPlace} written in place, not atomically)` : ''} with ${hosts} in ${formatDuration(result.durationMs)}, ${attempts} connection attempt${attempts === 1 ? '' : 's'}`;
 }
 
 /** Per-host summary for runs with several hosts (stderr and the report carry the same facts). */

@@ -4,15 +4,11 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Client, type ConnectConfig } from 'ssh2';
 import ssh2Crypto from 'ssh2/lib/protocol/crypto.js';
-import { batchSftpRequests } from './batch-requests.js';
-import { directWriter } from './direct-write.js';
-import { packetFramer, type ProtocolInternals } from './packet-framer.js';
 import { classifyConnectFailure, connectionLost, type ConnectTrace } from '../classify.js';
 import type { HostTarget } from '../config.js';
 import { SafeScpError } from '../errors.js';
-import { fingerprint, keyType } from '../hostkeys/fingerprint.js';
-import { PREFERENCE, algorithmsFor, appendKnownHost, decideHostKey, hostKeyAlgorithms, type HostKeyPins } from '../hostkeys/policy.js';
-import { formatKnownHostsLine } from '../hostkeys/known-hosts.js';
+import { PREFERENCE, algorithmsFor, hostKeyAlgorithms, type HostKeyPins } from '../hostkeys/policy.js';
+import { hostVerifier } from '../hostkeys/verifier.js';
 import type { EventSink } from '../log/events.js';
 import type { Identity } from './key.js';
 import { RemoteFs } from './remote-fs.js';
@@ -88,29 +84,6 @@ function tcpConnect(address: string, port: number, trace: ConnectTrace): Promise
       resolve(sock);
     });
   });
-}
-
-/**
- * Gathers the packets ssh2 writes in one turn of the event loop into one writev: ssh2 writes every SSH packet
- * on its own, a system call each: the largest single item in the client's CPU profile of a small-file tree. The socket
- * is corked at the first write and uncorked by setImmediate, after the I/O callbacks and promise reactions of
- * this turn, so nothing waits longer than the turn that wrote it.
- */
-export function coalesceWrites(sock: net.Socket): void {
-  const write = sock.write.bind(sock) as (...args: unknown[]) => boolean;
-  let corked = false;
-  const flush = (): void => {
-    corked = false;
-    if (!sock.destroyed) sock.uncork();
-  };
-  sock.write = ((...args: unknown[]): boolean => {
-    if (!corked && !sock.destroyed) {
-      corked = true;
-      sock.cork();
-      setImmediate(flush);
-    }
-    return write(...args);
-  }) as net.Socket['write'];
 }
 
 /**
@@ -251,7 +224,6 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
       const tcp = await Promise.race([tcpConnect(address, target.port, trace), timeout, abort.promise]);
       // ssh2 leaves Nagle on; request/response SFTP calls then wait on delayed ACKs (faults-and-perf.md 3).
       tcp.setNoDelay(true);
-      coalesceWrites(tcp);
       sock = tcp;
       trace.phase = 'banner';
     }
@@ -300,9 +272,11 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
     });
     client.on('close', () => {
       if (!settled) fail(lastError ?? new Error('connection closed'));
+      else if (trace.hostKeyRefusal) rejectLost(classifyConnectFailure(trace, lastError ?? new Error('host key refused at re-key')));
       else rejectLost(connectionLost(target.host, target.port, lastError ?? new Error('connection closed'), stalled));
     });
-    client.on('handshake', (negotiated) => {
+    // Once: ssh2 emits it again after every re-key, which must not move the trace back to 'auth'.
+    client.once('handshake', (negotiated) => {
       trace.phase = 'auth';
       trace.algorithms = {
         kex: negotiated.kex,
@@ -339,10 +313,7 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
         settled = true;
         clearTimeout(timer);
         trace.phase = 'transfer';
-        const framer = packetFramer((sftp as unknown as { _protocol?: ProtocolInternals })._protocol, sock, trace.algorithms?.cipher ?? '');
-        const flushBatched = batchSftpRequests(sftp, framer);
-        const direct = flushBatched && framer ? directWriter(sftp, framer, flushBatched) : undefined;
-        resolve({ ...connected, fs: new RemoteFs(sftp, lost, direct) });
+        resolve({ ...connected, fs: new RemoteFs(sftp, lost) });
       });
     });
 
@@ -352,9 +323,11 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
       readyTimeout: 0,
       keepaliveInterval: options.keepaliveIntervalMs,
       keepaliveCountMax: options.keepaliveCountMax,
-      hostVerifier: ((key: Buffer, verify: (ok: boolean) => void): void => {
-        verifyHostKey(options, trace, key).then(verify, () => verify(false));
-      }) as unknown as NonNullable<ConnectConfig['hostVerifier']>,
+      // Answers at once except while accept-new records a new key: see hostkeys/verifier.ts (issue 14).
+      hostVerifier: hostVerifier(
+        { host: target.host, port: target.port, pins: options.pins, strictHostKeyChecking: options.strictHostKeyChecking, acceptNewFile: options.acceptNewFile, emit: options.emit },
+        trace,
+      ) as unknown as NonNullable<ConnectConfig['hostVerifier']>,
       algorithms: {
         cipher: [...CIPHERS],
         ...(() => {
@@ -382,32 +355,6 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
     }
   });
   return session.finally(abort.release);
-}
-
-/** Decides on the offered key; the decision is kept in the trace so the error names it exactly. */
-async function verifyHostKey(options: ConnectOptions, trace: ConnectTrace, blob: Buffer): Promise<boolean> {
-  trace.phase = 'host-key';
-  const { host, port } = options.target;
-  trace.hostKey = { type: keyType(blob), fingerprint: fingerprint(blob) };
-  try {
-    trace.hostKeyLine = formatKnownHostsLine(host, port, blob);
-  } catch {
-    // A host name that looks like a pattern cannot be written as a known_hosts line; nothing to suggest.
-  }
-  const decision = decideHostKey(options.pins, host, port, blob);
-  if (decision.ok) {
-    trace.phase = 'kex';
-    return true;
-  }
-  if (decision.code === 'host-key-unknown' && options.strictHostKeyChecking === 'accept-new') {
-    const line = formatKnownHostsLine(host, port, blob);
-    await appendKnownHost(options.acceptNewFile, line);
-    options.emit({ kind: 'host-key-learned', host, port, type: trace.hostKey.type, fingerprint: trace.hostKey.fingerprint, file: options.acceptNewFile, line });
-    trace.phase = 'kex';
-    return true;
-  }
-  trace.hostKeyRefusal = { code: decision.code, message: decision.message, details: { ...decision.details } };
-  return false;
 }
 
 /**

@@ -1,9 +1,7 @@
 // Promise wrapper over ssh2's SFTP channel that fails every pending call when the connection dies.
-import type { FileHandle } from 'node:fs/promises';
 import type { Attributes, FileEntry, SFTPWrapper, Stats } from 'ssh2';
-import { classifyLocalError, classifySftpError, type RemoteSpace } from '../classify.js';
+import { classifySftpError, type RemoteSpace } from '../classify.js';
 import { SafeScpError } from '../errors.js';
-import { ShortRead, type DirectWriter } from './direct-write.js';
 
 export type RemoteStats = Stats;
 /** The attributes we set; ssh2's type wants every field although the protocol sends only those present. */
@@ -30,11 +28,12 @@ export class RemoteFs {
   /** Rejecters of the requests not yet answered; all are called once when the connection is lost. */
   private readonly waiting = new Set<(err: unknown) => void>();
   private lostError: unknown;
+  /** Until ssh2 says the server lacks posix-rename@openssh.com. */
+  private posixRename = true;
 
   constructor(
     private readonly sftp: SFTPWrapper,
     lost: Promise<never>,
-    private readonly direct?: DirectWriter,
   ) {
     const limits = sftp as unknown as { _maxWriteLen?: number; _maxReadLen?: number; maxOpenHandles?: number };
     this.maxWriteLength = limits._maxWriteLen ?? 32768;
@@ -130,9 +129,9 @@ export class RemoteFs {
    * way once the open succeeded. One promise and ssh2's callbacks for the lot: per request, a promise of its own
    * cost more client CPU than the request (a 2000-file tree is 10,000 requests).
    */
-  putSmall(path: string, data: Buffer, mode: number, attrs: SetAttributes | undefined): Promise<RemoteStats> {
+  putSmall(path: string, data: Buffer, mode: number, attrs: SetAttributes | undefined, flags: 'wx' | 'w' = 'wx'): Promise<RemoteStats> {
     return this.call<RemoteStats>('open', path, (done) =>
-      this.sftp.open(path, 'wx', { mode } as Attributes, (err, handle) => {
+      this.sftp.open(path, flags, { mode } as Attributes, (err, handle) => {
         if (err) {
           done(err);
           return;
@@ -167,45 +166,6 @@ export class RemoteFs {
         }
       }),
     );
-  }
-
-  /** Whether writeFromFile reads straight into prepared packets (direct-write.ts). */
-  get writesFromFiles(): boolean {
-    return this.direct !== undefined;
-  }
-
-  /** Requests sent as prepared packets and through ssh2's write (zero without a direct writer). */
-  get directWriteCounts(): { direct: number; fallback: number } {
-    return this.direct?.counts ?? { direct: 0, fallback: 0 };
-  }
-
-  /**
-   * Reads `length` bytes at `position` of the local `file` (named `localPath` in errors) straight into one WRITE
-   * request. Only when writesFromFiles; a failed or short read rejects with a local error. `sent` is called once
-   * the request is on its way: a request issued later (the file's close) cannot overtake it.
-   */
-  writeFromFile(handle: Buffer, file: FileHandle, localPath: string, position: number, length: number, path: string, sent: () => void): Promise<void> {
-    const direct = this.direct;
-    if (!direct) {
-      sent();
-      return Promise.reject(new Error('writeFromFile without a direct writer'));
-    }
-    let once = false;
-    const sentOnce = (): void => {
-      if (once) return;
-      once = true;
-      sent();
-    };
-    const answered = this.call<void>('write', path, (cb) =>
-      direct.write(handle, file, position, length, sentOnce, (err) => {
-        if (err instanceof ShortRead) cb(new SafeScpError('local-io', `${localPath}: source file changed size while it was read`, { phase: 'local' }));
-        else if (err && typeof (err as Error & { syscall?: unknown }).syscall === 'string') cb(classifyLocalError(err, 'read', localPath));
-        else cb(err);
-      }),
-    );
-    // A lost connection answers every pending request; nothing will be sent after that either.
-    answered.catch(() => undefined).finally(sentOnce);
-    return answered;
   }
 
   /** Reads up to `length` bytes; resolves 0 at end of file. */
@@ -253,15 +213,19 @@ export class RemoteFs {
     return space;
   }
 
-  /** Whether the server offers atomic replace (posix-rename@openssh.com). */
-  get hasPosixRename(): boolean {
-    const ext = (this.sftp as unknown as { _extensions?: Record<string, string> })._extensions;
-    return ext?.['posix-rename@openssh.com'] !== undefined;
-  }
-
-  /** Renames over an existing target: atomically where the server offers posix-rename. */
-  replace(from: string, to: string): Promise<void> {
-    if (this.hasPosixRename) return this.call('rename', to, (cb) => this.sftp.ext_openssh_rename(from, to, (err) => cb(err)));
+  /**
+   * Renames over an existing target: atomically where the server offers posix-rename@openssh.com. ssh2 refuses
+   * the request at once (a throw, nothing sent) when the server did not announce that extension.
+   */
+  async replace(from: string, to: string): Promise<void> {
+    if (this.posixRename) {
+      try {
+        return await this.call('rename', to, (cb) => this.sftp.ext_openssh_rename(from, to, (err) => cb(err)));
+      } catch (err: unknown) {
+        if (!(err instanceof Error && err.cause instanceof Error && /does not support/i.test(err.cause.message))) throw err;
+        this.posixRename = false;
+      }
+    }
     return this.replaceWithoutPosixRename(from, to);
   }
 

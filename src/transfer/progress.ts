@@ -7,6 +7,10 @@ export interface FileResult {
   target: string;
   bytes: number;
   verified: boolean;
+  /** --update: not sent, the server's copy has the same size and mtime. */
+  skipped?: boolean;
+  /** --inplace: written over the existing file, not replaced atomically. */
+  atomic?: boolean;
 }
 
 /** A file written and verified under its staged name, waiting for the commit burst (staging.ts). */
@@ -16,11 +20,16 @@ export interface StagedFile {
   readonly result: FileResult;
 }
 
+/** The least time between two `progress` events of one host. */
+const PROGRESS_EVENT_MS = 200;
+
 export class TransferState {
   /** Targets already written and verified; a retry skips them. */
   readonly done = new Map<string, FileResult>();
   /** Remote or local temporary files that may still exist (removed on the next chance). */
   readonly temps = new Set<string>();
+  /** --update: files not sent because the server's copy has the same size and mtime. */
+  readonly skipped = new Map<string, FileResult>();
   /** Files verified under their staged name and not yet renamed into place, by final name. */
   readonly staged = new Map<string, StagedFile>();
   /** The last commit burst: how many files it renamed and how long it took. */
@@ -28,13 +37,29 @@ export class TransferState {
   lastProgress = Date.now();
   bytes = 0;
 
+  /** Files written (or downloaded) so far, counted from the `file-done` events. */
+  files = 0;
+  private lastProgressEvent = 0;
+
   /** Set per attempt: when it aborts, transfers stop between requests and remove their temp files. */
   signal: AbortSignal | undefined;
 
+  readonly emit: EventSink;
+
+  /** `target`: the host this state belongs to; with it, `progress` events are emitted (a few per second at most). */
   constructor(
-    readonly emit: EventSink,
+    emit: EventSink,
     readonly limiter: BandwidthLimiter,
-  ) {}
+    readonly target?: { readonly host: string; readonly port: number },
+  ) {
+    this.emit = (event) => {
+      if (event.kind === 'file-done') {
+        this.files++;
+        this.progressEvent(true);
+      }
+      emit(event);
+    };
+  }
 
   /** Throws the abort reason when the run was interrupted; called between requests. */
   checkAborted(): void {
@@ -44,6 +69,22 @@ export class TransferState {
   progress(bytes: number): void {
     this.bytes += bytes;
     this.lastProgress = Date.now();
+    this.progressEvent(false);
+  }
+
+  /** A transfer attempt starts; totals when known up front (an upload knows its local tree). */
+  started(totals: { bytesTotal?: number; filesTotal?: number }): void {
+    if (this.target) this.emit({ kind: 'transfer-start', host: this.target.host, port: this.target.port, ...totals });
+  }
+
+  ended(ok: boolean): void {
+    if (this.target) this.emit({ kind: 'transfer-end', host: this.target.host, port: this.target.port, bytes: this.bytes, files: this.files, ok });
+  }
+
+  private progressEvent(force: boolean): void {
+    if (!this.target || (!force && this.lastProgress - this.lastProgressEvent < PROGRESS_EVENT_MS)) return;
+    this.lastProgressEvent = this.lastProgress;
+    this.emit({ kind: 'progress', host: this.target.host, port: this.target.port, bytes: this.bytes, files: this.files });
   }
 }
 

@@ -22,9 +22,13 @@ export interface CliRun {
   done: Promise<CliResult>;
 }
 
-/** A clean environment: no agent, no ambient SAFE_SCP_* or SSH_* from the developer's shell. */
+/**
+ * A clean environment: no agent, no ambient SAFE_SCP_* or SSH_* from the developer's shell, and no progress lines
+ * (a transfer that happens to take longer than 10 s on a busy machine would otherwise print one; tests of the
+ * progress display turn it on with --progress-interval).
+ */
 export function baseEnv(extra: Record<string, string | undefined>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
+  const env: NodeJS.ProcessEnv = { SAFE_SCP_PROGRESS_INTERVAL: '0' };
   for (const [k, v] of Object.entries(process.env)) {
     if (!k.startsWith('SAFE_SCP_') && !k.startsWith('SSH_') && k !== 'GITLAB_CI') env[k] = v;
   }

@@ -1,7 +1,7 @@
 // Unit tests for the JSON report: the CONTRACT shape, many hosts, control characters stripped from server text.
 import { classifyConnectFailure, connectionLost } from '../../../src/classify.js';
 import type { CopyResult, HostResult } from '../../../src/copy.js';
-import { CAUSE_HELP } from '../../../src/diagnose/causes.js';
+import { CAUSE_HELP, checksFor } from '../../../src/diagnose/causes.js';
 import { SafeScpError } from '../../../src/errors.js';
 import type { AttemptEvidence } from '../../../src/log/events.js';
 import { buildReport } from '../../../src/log/report.js';
@@ -15,7 +15,7 @@ function attempt(extra: Partial<AttemptEvidence> = {}): AttemptEvidence {
 }
 
 function host(extra: Partial<HostResult> = {}): HostResult {
-  return { host: 'web1', port: 22, user: 'deploy', ok: true, exitCode: 0, cause: undefined, error: undefined, attempts: 1, bytes: 123, files: 2, durationMs: 900, ...extra };
+  return { host: 'web1', port: 22, user: 'deploy', ok: true, exitCode: 0, cause: undefined, error: undefined, attempts: 1, bytes: 123, files: 2, skipped: 0, durationMs: 900, ...extra };
 }
 
 const INDEX = { source: 'dist/index.html', target: '/srv/app/index.html', bytes: 100, verified: true };
@@ -72,7 +72,7 @@ describe('buildReport', () => {
       error: null,
       evidence: { serverVersion: 'SSH-2.0-OpenSSH_9.6', bytesBeforeBanner: 0 },
     });
-    expect(report.hosts).toEqual([{ host: 'web1', port: 22, ok: true, exitCode: 0, cause: null, attempts: 2, bytes: 123, durationMs: 900, commit: null }]);
+    expect(report.hosts).toEqual([{ host: 'web1', port: 22, ok: true, exitCode: 0, cause: null, attempts: 2, bytes: 123, durationMs: 900, commit: null, skipped: 0 }]);
     expect(report).not.toHaveProperty('details');
   });
 
@@ -90,9 +90,10 @@ describe('buildReport', () => {
     expect(report.phase).toBe('banner');
     expect(report.message).toBe('web1:22 refused the connection before the SSH version string and said "Exceeded MaxStartups"');
     expect(report.explanation).toBe(CAUSE_HELP['throttled-by-server'].summary);
-    expect(report.checks).toEqual(CAUSE_HELP['throttled-by-server'].checks);
+    expect(report.checks).toEqual(checksFor('throttled-by-server', { host: 'web1', port: 22 }));
+    expect(report.checks.join(' ')).not.toContain('{port}');
     expect(report.details).toEqual({ error: 'Connection lost before handshake' });
-    expect(report.hosts[0]).toEqual({ host: 'web1', port: 22, ok: false, exitCode: 75, cause: 'throttled-by-server', attempts: 1, bytes: 0, durationMs: 900, commit: null });
+    expect(report.hosts[0]).toEqual({ host: 'web1', port: 22, ok: false, exitCode: 75, cause: 'throttled-by-server', attempts: 1, bytes: 0, durationMs: 900, commit: null, skipped: 0 });
   });
 
   test('the analysis lines are whole and free of control characters', () => {

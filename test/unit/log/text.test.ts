@@ -36,6 +36,7 @@ function hostResult(extra: Partial<HostResult> = {}): HostResult {
     attempts: 2,
     bytes: 0,
     files: 0,
+    skipped: 0,
     durationMs: 2600,
     ...extra,
   };
@@ -231,8 +232,63 @@ describe('formatDiagnosis', () => {
       details: { offered: { type: 'ssh-ed25519', fingerprint: 'SHA256:new' }, pinned: ['SHA256:old'] },
     });
     const text = formatDiagnosis(failed(error, [evidence({ phase: 'host-key', cause: 'host-key-changed' })]), PLAIN);
-    expect(text).toContain('  host key: {"type":"ssh-ed25519","fingerprint":"SHA256:new"}');
+    expect(text).toContain('  host key: offered: ssh-ed25519 SHA256:new');
+    expect(text).toContain('  pinned:   SHA256:old');
+    expect(text).not.toContain('{"');
     expect(text).toContain('cause:    host-key-changed (exit 3)');
+  });
+
+  test('a changed host key is rendered as readable lines: offered, each pin with its source', () => {
+    const error = new SafeScpError('host-key-changed', 'Host key CHANGED for web1.example.com:2402', {
+      phase: 'host-key',
+      host: 'web1.example.com',
+      details: {
+        host: 'web1.example.com',
+        port: 2402,
+        offered: { type: 'ssh-ed25519', fingerprint: 'SHA256:new' },
+        pinned: [
+          { type: 'ssh-rsa', fingerprint: 'SHA256:old', source: 'SSH_KNOWN_HOSTS:3' },
+          { type: 'any type', fingerprint: 'SHA256:other', source: '--host-key' },
+        ],
+      },
+    });
+    const lines = formatDiagnosis(failed(error, [evidence({ port: 2402, phase: 'host-key', cause: 'host-key-changed' })]), PLAIN).split('\n');
+    expect(lines).toContain('  host key: offered by web1.example.com:2402: ssh-ed25519 SHA256:new');
+    expect(lines).toContain('  pinned:   ssh-rsa SHA256:old (SSH_KNOWN_HOSTS:3)');
+    expect(lines).toContain('  pinned:   any type SHA256:other (--host-key)');
+    expect(lines.join('\n')).not.toMatch(/[{}"]/);
+  });
+
+  test('an unknown host key shows the line to pin', () => {
+    const error = new SafeScpError('host-key-unknown', 'Host key UNKNOWN for web1.example.com', {
+      phase: 'host-key',
+      host: 'web1.example.com',
+      details: { host: 'web1.example.com', port: 22, offered: { type: 'ssh-ed25519', fingerprint: 'SHA256:new' }, pinned: [], knownHostsLine: 'web1.example.com ssh-ed25519 AAAAC3' },
+    });
+    const text = formatDiagnosis(failed(error, [evidence({ phase: 'host-key', cause: 'host-key-unknown' })]), PLAIN);
+    expect(text).toContain('  pinned:   nothing for this host');
+    expect(text).toContain('  to pin (after checking the fingerprint on the server): web1.example.com ssh-ed25519 AAAAC3');
+  });
+
+  test('the advice uses the real port, not 22', () => {
+    const run = throttledRun();
+    const onPort = (port: number): CopyResult => ({ ...run, attempts: run.attempts.map((a) => ({ ...a, port })), hosts: [hostResult({ port })] });
+    const text = formatDiagnosis(onPort(2402), PLAIN);
+    expect(text).toContain('rules on port 2402;');
+    expect(text).not.toMatch(/port 22\b|\{port\}/);
+    const refused = new SafeScpError('banner-timeout', 'no banner', { phase: 'banner', host: 'web1.example.com' });
+    const banner = formatDiagnosis(failed(refused, [evidence({ port: 2402, cause: 'banner-timeout' })], [hostResult({ port: 2402 })]), PLAIN);
+    expect(banner).toContain('`ss -tlnp | grep :2402`');
+    const timeout = new SafeScpError('connect-timeout', 'timed out', { phase: 'tcp', host: 'web1.example.com' });
+    expect(formatDiagnosis(failed(timeout, [evidence({ port: 2402, phase: 'tcp', cause: 'connect-timeout' })]), PLAIN)).toContain('`nc -vz web1.example.com 2402`');
+  });
+
+  test('local causes say to check this machine, not the server', () => {
+    const missing = new SafeScpError('local-source-missing', 'dist: no such file or directory', { phase: 'local' });
+    const text = formatDiagnosis({ ok: false, exitCode: 1, cause: 'local-source-missing', error: missing, attempts: [], files: [], hosts: [], durationMs: 3 }, PLAIN);
+    expect(text).toContain('  check on this machine:');
+    expect(text).not.toContain('check on the server');
+    expect(formatDiagnosis(throttledRun(), PLAIN)).toContain('  check on the server:');
   });
 
   test('in GitLab CI the block is a collapsible section with start and end markers', () => {

@@ -1,6 +1,6 @@
 // Builds the throttle module as plain JS and runs child node processes that use it, for the cross-process tests.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import ts from 'typescript';
@@ -13,26 +13,29 @@ const SRC = path.resolve('src/throttle');
  * milliseconds, unlike a full tsc run, and does not depend on anyone's dist/ build).
  */
 export async function buildThrottleForChildren(): Promise<string> {
-  const out = await mkdtemp(path.join(os.tmpdir(), 'safe-scp-throttle-build-'));
-  // Only the limiter's own files: other modules in src/throttle are not needed and may import more.
-  for (const name of ['host-limiter.ts', 'lock-file.ts', 'owner.ts', 'slots.ts', 'state-dir.ts']) {
-    const source = await readFile(path.join(SRC, name), 'utf8');
+  const root = await mkdtemp(path.join(os.tmpdir(), 'safe-scp-throttle-build-'));
+  const out = path.join(root, 'throttle');
+  await mkdir(out);
+  // Only the limiter's own files and the error tree they throw: other modules in src/throttle are not needed and may import more.
+  const files = [...['host-limiter.ts', 'lock-file.ts', 'owner.ts', 'slots.ts', 'state-dir.ts'].map((name) => path.join(SRC, name)), path.join(SRC, '..', 'errors.ts')];
+  for (const file of files) {
+    const source = await readFile(file, 'utf8');
     const { outputText } = ts.transpileModule(source, {
       compilerOptions: { module: ts.ModuleKind.NodeNext, target: ts.ScriptTarget.ES2022 },
-      fileName: name.replace(/\.ts$/, '.mts'),
+      fileName: file.replace(/\.ts$/, '.mts'),
     });
-    await writeFile(path.join(out, name.replace(/\.ts$/, '.js')), outputText);
+    await writeFile(path.join(root, path.relative(path.dirname(SRC), file).replace(/\.ts$/, '.js')), outputText);
   }
   // "type": "module" so the emitted .js files load as ESM with their './x.js' imports unchanged.
-  await writeFile(path.join(out, 'package.json'), '{"type":"module"}\n');
-  await writeFile(path.join(out, 'child.mjs'), CHILD);
-  return out;
+  await writeFile(path.join(root, 'package.json'), '{"type":"module"}\n');
+  await writeFile(path.join(root, 'child.mjs'), CHILD);
+  return root;
 }
 
 /** What each child does: wait for the go file, acquire, log, hold, log, release (or hang holding the slot). */
 const CHILD = `
 import { appendFileSync, existsSync } from 'node:fs';
-import { acquireHostSlot } from './host-limiter.js';
+import { acquireHostSlot } from './throttle/host-limiter.js';
 const cfg = JSON.parse(process.argv[2]);
 const log = (event, extra = {}) => appendFileSync(cfg.log, JSON.stringify({ pid: process.pid, event, t: Date.now(), ...extra }) + '\\n');
 log('ready');

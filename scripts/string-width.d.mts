@@ -1,1 +1,0 @@
-export default function stringWidth(text: string, options?: { countAnsiEscapeCodes?: boolean; ambiguousIsNarrow?: boolean }): number;
