@@ -88,7 +88,7 @@ export function wanReport(
   });
   lines.push('', '| link | workload | acceptance | target | measured | |', '|---|---|---|---|---:|---|');
   for (const a of acceptance) {
-    const label = `${a.link.replace('/', ' ms / ')} Mbit/s`;
+    const label = rows.find((r) => r.link.id === a.link)?.link.label ?? a.link;
     const verdict = a.pass === null ? `not run${a.why ? ` (${a.why})` : ''}` : a.pass ? 'pass' : '**FAIL**';
     lines.push(`| ${label} | ${WORKLOAD_TITLE[a.workload]} | ${a.criterion} | ${a.target} | ${f2(a.value)} | ${verdict} |`);
   }
