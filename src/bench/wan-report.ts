@@ -14,6 +14,11 @@ export interface WanRow {
   note: string | undefined;
 }
 
+/** `10 ms / 200 Mbit/s` for RTT 10 ms and 200 Mbit/s. */
+export function linkLabel(rttMs: number, mbit: number): string {
+  return `${rttMs} ms / ${mbit >= 1000 ? `${mbit / 1000} Gbit/s` : `${mbit} Mbit/s`}`;
+}
+
 const WORKLOAD_TITLE: Record<Workload, string> = {
   file64: '64 MiB file',
   file256: '256 MiB file',
@@ -88,7 +93,8 @@ export function wanReport(
   });
   lines.push('', '| link | workload | acceptance | target | measured | |', '|---|---|---|---|---:|---|');
   for (const a of acceptance) {
-    const label = rows.find((r) => r.link.id === a.link)?.link.label ?? a.link;
+    const [rtt, mbit] = a.link.split('/').map(Number);
+    const label = linkLabel(rtt ?? NaN, mbit ?? NaN);
     const verdict = a.pass === null ? `not run${a.why ? ` (${a.why})` : ''}` : a.pass ? 'pass' : '**FAIL**';
     lines.push(`| ${label} | ${WORKLOAD_TITLE[a.workload]} | ${a.criterion} | ${a.target} | ${f2(a.value)} | ${verdict} |`);
   }

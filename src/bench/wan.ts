@@ -8,7 +8,7 @@ import type { Sshd } from '../harness/sshd.js';
 import { benchDir, digests, f2, f3, intEnv, listEnv, log, makeTree, randomFile, sameDigests, type SectionResult } from './common.js';
 import { pastDeadline, run, sampleOf, wasInterrupted, type Sample } from './measure.js';
 import { makeToolEnv, remote, rsync, safeScp, safeScpKnows, scp, warmUp, type Invocation, type ToolEnv } from './tools.js';
-import { wanReport, type WanRow } from './wan-report.js';
+import { linkLabel, wanReport, type WanRow } from './wan-report.js';
 
 export const WORKLOADS = ['file64', 'file256', 'tree', 'tree-again'] as const;
 export const WAN_TOOLS = ['safe-scp', 'scp', 'rsync'] as const;
@@ -40,7 +40,7 @@ function parseLink(text: string): Link {
   if (!m) throw new Error(`BENCH_LINKS: "${text}" is not RTT_MS/MBIT (e.g. 10/200)`);
   const rttMs = Number(m[1]);
   const mbit = Number(m[2]);
-  return { rttMs, mbit, id: text, label: `${rttMs} ms / ${mbit >= 1000 ? `${mbit / 1000} Gbit/s` : `${mbit} Mbit/s`}` };
+  return { rttMs, mbit, id: text, label: linkLabel(rttMs, mbit) };
 }
 
 function pick<T extends string>(name: string, all: readonly T[]): T[] {
