@@ -3,3 +3,4 @@ export * from './sshd.js';
 export * from './fault-proxy.js';
 export * from './listeners.js';
 export * from './procs.js';
+export * from './latency-proxy.js';
