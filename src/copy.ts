@@ -1,4 +1,5 @@
 // Runs a copy: load keys and pins, plan, then per host connect (throttled, retried) and transfer.
+import { statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { SafeScpError, exitSeverity, isSafeScpError, type CauseCode } from './errors.js';
 import type { HostTarget, ResolvedConfig } from './config.js';
@@ -16,7 +17,7 @@ import { download } from './transfer/download.js';
 import { checkLocalSource, type LocalSource } from './transfer/local-tree.js';
 import { Prefetch } from './transfer/prefetch.js';
 import { TransferState, type FileResult } from './transfer/progress.js';
-import { RANGE } from './transfer/ranges.js';
+import { spreads } from './transfer/ranges.js';
 import { UPLOAD_DEFAULTS, upload } from './transfer/upload.js';
 
 export interface CopyDeps {
@@ -64,6 +65,8 @@ interface Prepared {
   /** The walked upload sources: the walk starts on the first call, which copyToHost makes once the first connection is under way. */
   localSources: () => Promise<LocalSource[]>;
   prefetch: Prefetch;
+  /** SFTP channels to open on each host's connection. */
+  channels: number;
 }
 
 async function prepare(config: ResolvedConfig, deps: CopyDeps): Promise<Prepared> {
@@ -105,7 +108,21 @@ async function prepare(config: ResolvedConfig, deps: CopyDeps): Promise<Prepared
     if (!config.dryRun) walked.then((sources) => prefetch.run(sources)).catch(() => undefined);
     return walked;
   };
-  return { credentials, pins, localSources, prefetch };
+  return { credentials, pins, localSources, prefetch, channels: channelsWanted(config) };
+}
+
+/**
+ * SFTP channels to ask for: --channels for a tree, several sources or a file big enough to spread over them; one for
+ * a single smaller file and for downloads (each extra channel costs the server an sftp-server start).
+ */
+function channelsWanted(config: ResolvedConfig): number {
+  if (config.direction !== 'upload' || config.channels <= 1) return 1;
+  if (config.recursive || config.sources.length > 1) return config.channels;
+  try {
+    return spreads(statSync(config.sources[0] ?? '').size, config.channels) ? config.channels : 1;
+  } catch {
+    return 1;
+  }
 }
 
 /** Copies as configured. Never throws for a failed run: the result carries the exit code and cause. */
@@ -273,7 +290,7 @@ async function copyToHost(
     onTrace(targetTrace);
     const through = sock;
     return throttled(target, targetTrace, (onAuthenticated) =>
-      openSession({ ...common, ...prepared.credentials(target), target, onAuthenticated, ...(through ? { sock: through } : {}) }, targetTrace),
+      openSession({ ...common, ...prepared.credentials(target), target, channels: prepared.channels, onAuthenticated, ...(through ? { sock: through } : {}) }, targetTrace),
     );
   };
 
@@ -474,10 +491,7 @@ async function transferWithWatchdog(session: Session, tunnels: readonly Tunnel[]
       config.direction === 'upload'
         ? prepared.localSources().then((sources) => {
             const files = sources.flatMap((s) => s.items).filter((i) => i.type === 'file');
-            const bytesTotal = files.reduce((sum, i) => sum + i.size, 0);
-            state.started({ bytesTotal, filesTotal: files.length });
-            // Extra channels cost the server an sftp-server each: worth it for a tree or a big file, not for a few small files.
-            if (files.length > 8 || bytesTotal > 2 * RANGE) session.channels.grow(config.channels, state.emit, `${session.trace.host}:${session.trace.port}`);
+            state.started({ bytesTotal: files.reduce((sum, i) => sum + i.size, 0), filesTotal: files.length });
             return upload(session.channels, sources, config.target, options, state, prepared.prefetch);
           })
         : (state.started({}), download(session.fs, config.sources, config.target, { ...options, recursive: config.recursive }, state));

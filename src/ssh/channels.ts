@@ -4,6 +4,7 @@
 import type { Client, SFTPWrapper } from 'ssh2';
 import type { EventSink } from '../log/events.js';
 import { RemoteFs } from './remote-fs.js';
+import type { WriteBatch } from './write-batch.js';
 
 /** The SFTP channels of one connection: the first is open when the session is; the others open in the background. */
 export class Channels {
@@ -15,27 +16,24 @@ export class Channels {
 
   constructor(
     readonly first: RemoteFs,
-    private readonly client: Client | undefined,
     private readonly lost: Promise<never>,
+    private readonly batch?: WriteBatch,
   ) {
     this.open = [first];
   }
 
   /**
-   * Starts opening channels up to `wanted` in all, at once (each costs the server the start of an sftp-server,
-   * ~150 ms with a login shell): the transfer goes on over the ones already open. A server that refuses more
-   * (MaxSessions) leaves fewer; the refusal is a -v note, not a failure.
+   * Takes in the channels being opened beside the first (each costs the server the start of an sftp-server, a
+   * login shell's start-up, and a round trip or three): the transfer goes on over the ones already open. A server that refuses more (MaxSessions) leaves fewer: a -v note, not a failure.
    */
-  grow(wanted: number, emit: EventSink, where: string): void {
-    const client = this.client;
-    const extra = Math.max(0, wanted - this.open.length);
-    if (!client || extra === 0) return;
+  adopt(extra: ReadonlyArray<Promise<SFTPWrapper>>, emit: EventSink, where: string): void {
+    if (extra.length === 0) return;
     let refused = 0;
     this.opening = Promise.all(
-      Array.from({ length: extra }, () =>
-        openSftp(client).then(
+      extra.map((opening) =>
+        opening.then(
           (sftp) => {
-            const rfs = new RemoteFs(sftp, this.lost);
+            const rfs = new RemoteFs(sftp, this.lost, this.batch);
             this.open.push(rfs);
             for (const listener of this.listeners) listener(rfs);
           },
@@ -81,14 +79,17 @@ export class Channels {
   }
 }
 
-function openSftp(client: Client): Promise<SFTPWrapper> {
-  return new Promise((resolve, reject) => {
+/** Asks for one more SFTP channel on `client`. */
+export function openSftp(client: Client): Promise<SFTPWrapper> {
+  const opening = new Promise<SFTPWrapper>((resolve, reject) => {
     try {
       client.sftp((err, sftp) => (err ? reject(err) : resolve(sftp)));
     } catch (err: unknown) {
       reject(err instanceof Error ? err : new Error(String(err)));
     }
   });
+  opening.catch(() => undefined);
+  return opening;
 }
 
 /**

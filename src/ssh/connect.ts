@@ -11,7 +11,8 @@ import { hostKeyAlgorithms, type HostKeyPins } from '../hostkeys/policy.js';
 import { hostVerifier } from '../hostkeys/verifier.js';
 import type { EventSink } from '../log/events.js';
 import type { Identity } from './key.js';
-import { Channels } from './channels.js';
+import { Channels, openSftp } from './channels.js';
+import { writeBatcher } from './write-batch.js';
 import { RemoteFs } from './remote-fs.js';
 
 /** Ciphers in order of speed on AES-NI machines (faults-and-perf.md 3: gcm beats chacha20 by ~40%). */
@@ -38,6 +39,8 @@ export interface ConnectOptions {
   readonly sock?: Duplex;
   readonly signal?: AbortSignal | undefined;
   readonly emit: EventSink;
+  /** SFTP channels to open (default 1): the session resolves with the first, the others join as they open. */
+  readonly channels?: number;
   /** Called once authentication completes (the host throttle slot is released then). */
   readonly onAuthenticated?: () => void;
 }
@@ -286,8 +289,13 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
         settled = true;
         clearTimeout(timer);
         trace.phase = 'transfer';
-        const fs = new RemoteFs(sftp, lost);
-        const channels = new Channels(fs, client, lost);
+        const batch = writeBatcher(sock);
+        const fs = new RemoteFs(sftp, lost, batch);
+        const channels = new Channels(fs, lost, batch);
+        // The extra channels are asked for once the first is open, and join while it transfers: started beside it,
+        // their server-side starts (a login shell each) slowed the first one down.
+        const extra = Array.from({ length: Math.max(0, (options.channels ?? 1) - 1) }, () => openSftp(client));
+        channels.adopt(extra, options.emit, `${target.host}:${target.port}`);
         resolve({
           ...connected,
           fs,

@@ -2,6 +2,7 @@
 import type { Attributes, FileEntry, SFTPWrapper, Stats } from 'ssh2';
 import { classifySftpError, type RemoteSpace } from '../classify.js';
 import { SafeScpError } from '../errors.js';
+import type { WriteBatch } from './write-batch.js';
 
 export type RemoteStats = Stats;
 /** The attributes we set; ssh2's type wants every field although the protocol sends only those present. */
@@ -34,6 +35,8 @@ export class RemoteFs {
   constructor(
     private readonly sftp: SFTPWrapper,
     lost: Promise<never>,
+    /** Batches this turn's packets into one socket write (write-batch.ts). */
+    private readonly batch: WriteBatch = () => undefined,
   ) {
     const limits = sftp as unknown as { _maxWriteLen?: number; _maxReadLen?: number; maxOpenHandles?: number };
     this.maxWriteLength = limits._maxWriteLen ?? 32768;
@@ -51,6 +54,7 @@ export class RemoteFs {
   private call<T>(op: string, path: string, start: (cb: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> {
     if (this.lostError !== undefined) return Promise.reject(this.lostError);
     this.pending++;
+    this.batch();
     return new Promise<T>((resolve, reject) => {
       let done = false;
       const finish = (): boolean => {
@@ -137,6 +141,7 @@ export class RemoteFs {
           return;
         }
         this.lastActivity = Date.now();
+        this.batch();
         const failures: Array<SafeScpError | undefined> = [];
         let stats: RemoteStats | undefined;
         let left = 0;

@@ -118,7 +118,8 @@ export async function planUpload(
       else depths.set(depth, [d]);
     }
     for (const depth of [...depths.keys()].sort((a, b) => a - b)) {
-      await pool(depths.get(depth) ?? [], filesInFlight, async (d) => {
+      // mkdir holds no handle: a level's directories all go out at once, a round trip per level.
+      await pool(depths.get(depth) ?? [], Math.max(filesInFlight, 1024), async (d) => {
         const dir = dest.path(d.rel);
         if (await ensureDir(rfs, dir, preserve ? d.mode & 0o7777 : 0o755)) created.add(d.rel === '' ? dest.dir : dir);
       });
