@@ -1,4 +1,5 @@
 // The SAFE_SCP_* namespace: only SAFE_SCP_<known option> is read; anything else is a warning, never an error.
+import { DURATION_OPTIONS } from '../options.js';
 import { closest } from './suggest.js';
 
 /** `connect-timeout` -> `SAFE_SCP_CONNECT_TIMEOUT`. */
@@ -54,11 +55,6 @@ export function readEnvOptions(env: Readonly<Record<string, string | undefined>>
   }
   return { values, warnings, errors };
 }
-
-/** Duration options (long names) whose plain numbers are milliseconds. */
-export const DURATION_OPTIONS: readonly string[] = [
-  'retry-delay', 'retry-max-delay', 'connect-timeout', 'timeout', 'stall-timeout', 'keepalive-interval', 'host-interval', 'progress-interval',
-];
 
 /**
  * A plain number below 100 for a duration is almost always meant as seconds (`SAFE_SCP_RETRY_DELAY=2`); it stays
