@@ -1,6 +1,6 @@
 // Turns hosts as typed (operand, --hosts entries, -J hops) into connection targets through ssh_config.
 import path from 'node:path';
-import type { HostTarget } from '../config.js';
+import type { HostTarget } from '../config/host-target.js';
 import { configError, usageError } from '../errors.js';
 import { resolveHostSettings, where, type HostSettings, type SshConfigContext } from './host.js';
 
