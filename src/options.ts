@@ -109,7 +109,7 @@ export type RawOptions = { operands: readonly string[] } & {
   [S in Spec as S extends { cliOnly: true } ? never : Camel<S['name']>]?: Typed<S['value']> | undefined;
 };
 
-export function optionSpec(name: OptionName): OptionSpec {
+function optionSpec(name: OptionName): OptionSpec {
   return OPTIONS.find((o) => o.name === name) as OptionSpec;
 }
 
@@ -145,7 +145,7 @@ const asList = (value: unknown): string[] | undefined =>
 const asText = (value: unknown): string | undefined => (value === undefined || value === null ? undefined : String(value));
 
 /** The value of one option from parsed argv (yargs' camelCase keys), converted as the table says. */
-export function fromArgv(argv: Readonly<Record<string, unknown>>, spec: OptionSpec): boolean | string | string[] | undefined {
+function fromArgv(argv: Readonly<Record<string, unknown>>, spec: OptionSpec): boolean | string | string[] | undefined {
   const value = argv[camel(spec.name)];
   if (spec.value.kind === 'flag') return value as boolean | undefined;
   if (spec.value.kind === 'list') return asList(value);

@@ -2,7 +2,7 @@
 import { relevantEntries, type HostKeyPins } from './pins.js';
 
 /** ssh2's default serverHostKey preference, which is also OpenSSH's: strongest and fastest first. */
-export const PREFERENCE: readonly string[] = [
+const PREFERENCE: readonly string[] = [
   'ssh-ed25519',
   'ecdsa-sha2-nistp256',
   'ecdsa-sha2-nistp384',
@@ -13,7 +13,7 @@ export const PREFERENCE: readonly string[] = [
 ];
 
 /** Negotiable algorithms for a pinned key type; none for types ssh2 cannot verify (sk-*, certs). */
-export function algorithmsFor(type: string): readonly string[] {
+function algorithmsFor(type: string): readonly string[] {
   switch (type) {
     case 'ssh-ed25519':
     case 'ecdsa-sha2-nistp256':

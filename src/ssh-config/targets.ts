@@ -29,7 +29,7 @@ export interface TargetInput {
 }
 
 /** ssh's default identities, in the order the contract lists them; only those that exist are read. */
-export const DEFAULT_IDENTITIES = ['id_ed25519', 'id_ecdsa', 'id_rsa'] as const;
+const DEFAULT_IDENTITIES = ['id_ed25519', 'id_ecdsa', 'id_rsa'] as const;
 const MAX_JUMP_DEPTH = 8;
 
 export class TargetResolver {

@@ -11,7 +11,7 @@ export function envTwin(option: string): string {
  * SAFE_SCP_* variables that are not option twins but that safe-scp itself reads or sets, and so must not warn.
  * None today: the bin's code cache and the CI templates' own values use the SAFESCP_ prefix instead.
  */
-export const NON_OPTION_VARIABLES: ReadonlySet<string> = new Set<string>();
+const NON_OPTION_VARIABLES: ReadonlySet<string> = new Set<string>();
 
 export interface EnvOptions {
   /** Option (long name, as declared) -> value, for the variables that are set and not empty. */

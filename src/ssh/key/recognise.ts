@@ -4,8 +4,8 @@ import { fingerprintOf, keyInvalid, type Source } from './common.js';
 
 const { parseKey } = ssh2.utils;
 
-export const ARMOUR_BEGIN = /-----BEGIN ([A-Z0-9 ]+)-----/g;
-export const ARMOUR_END = /-----END ([A-Z0-9 ]+)-----/g;
+const ARMOUR_BEGIN = /-----BEGIN ([A-Z0-9 ]+)-----/g;
+const ARMOUR_END = /-----END ([A-Z0-9 ]+)-----/g;
 const PRIVATE_LABELS = new Set([
   'OPENSSH PRIVATE KEY',
   'RSA PRIVATE KEY',
