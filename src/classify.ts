@@ -232,3 +232,18 @@ export function connectionLost(host: string, port: number, err: unknown, stalled
   }
   return new SafeScpError('connection-lost-mid-transfer', `connection to ${where} lost mid-transfer (${code ?? message})`, { phase: 'transfer', host, cause: err });
 }
+
+/** A jump host's refusal to open a direct-tcpip channel to host:port (ssh2 gives only the server's text). */
+export function classifyForwardFailure(jump: { readonly host: string; readonly port: number }, host: string, port: number, err: Error): SafeScpError {
+  const where = `${host}:${port} via jump host ${jump.host}:${jump.port}`;
+  const text = err.message;
+  if (/prohibited/i.test(text)) {
+    return new SafeScpError('jump-forward-refused', `jump host ${jump.host}:${jump.port} refuses to forward to ${host}:${port} (${text}): AllowTcpForwarding is off or restricted`, {
+      phase: 'tcp',
+      host: jump.host,
+      cause: err,
+    });
+  }
+  if (/refused/i.test(text)) return new SafeScpError('connect-refused', `connection to ${where} refused`, { phase: 'tcp', host, cause: err });
+  return new SafeScpError('connect-failed', `cannot connect to ${where}: ${text}`, { phase: 'tcp', host, cause: err });
+}

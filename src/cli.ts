@@ -2,18 +2,16 @@
 // The thin shell: parse argv (yargs, SAFE_SCP_<OPTION> env twins), wire signals, print, map causes to exit codes.
 import fs from 'node:fs';
 import type Yargs from 'yargs';
-import type { RawOptions } from './config.js';
+import { NUMERIC_OPTIONS, OPTIONS, camel, rawOptionsFromArgv, type OptionSpec } from './options.js';
 import type { SafeScpEvent } from './log/events.js';
 import type { ProgressLine } from './log/progress-line.js';
 
 const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
-const list = (value: unknown): string[] | undefined =>
-  value === undefined ? undefined : (Array.isArray(value) ? value : [value]).flatMap((v) => String(v).split(/\n/)).map((v) => v.trim()).filter(Boolean);
 const str = (value: unknown): string | undefined => (value === undefined || value === null ? undefined : String(value));
 
 function build(yargs: typeof Yargs, argv: string[]) {
-  return yargs(argv)
+  const parser = yargs(argv)
     .scriptName('safe-scp')
     .usage('$0 [options] SOURCE... TARGET\n\nCopies files like scp, over SFTP: pinned host keys, per-host throttling, retries for transient resets.\nOperands: local path | [user@]host:[path] | scp://[user@]host[:port][/path]')
     .command('$0 [operands..]', false, (y) => y.positional('operands', { type: 'string', array: true }))
@@ -22,40 +20,16 @@ function build(yargs: typeof Yargs, argv: string[]) {
     )
     // No .env('SAFE_SCP'): it would take every SAFE_SCP_* variable as an option; main() maps the known ones.
     .locale('en')
-    .parserConfiguration({ 'duplicate-arguments-array': true, 'strip-aliased': true })
-    .option('port', { alias: 'P', type: 'string', describe: 'remote port', defaultDescription: '22' })
-    .option('identity', { alias: 'i', type: 'string', describe: 'private key file (repeatable); SSH_PRIVATE_KEY is used too' })
-    .option('recursive', { alias: 'r', type: 'boolean', describe: 'copy directories recursively' })
-    .option('preserve', { alias: 'p', type: 'boolean', describe: 'keep modification times and modes' })
-    .option('update', { type: 'boolean', describe: 'skip files whose remote size and mtime equal the local ones (rsync\'s quick check); sent files get the local mtime' })
-    .option('inplace', { type: 'boolean', describe: 'write over existing files in place like scp, for directories you cannot write to (not atomic)' })
-    .option('channels', { type: 'string', describe: 'SFTP channels on the one connection: files and a big file\'s ranges are spread over them (a server with a lower MaxSessions gets fewer)', defaultDescription: '4' })
-    .option('staged', { type: 'boolean', describe: 'upload every file under a temporary name, then rename all in one burst (--no-staged: rename each as it arrives)', defaultDescription: 'on for -r and several sources' })
-    .option('quiet', { alias: 'q', type: 'boolean', describe: 'print only errors, warnings and the final diagnosis: no progress, retry lines or success summary' })
-    .option('verbose', { alias: 'v', type: 'boolean', describe: 'print each step' })
-    .option('progress-interval', { type: 'string', describe: 'without a terminal, print a progress line this often (0: no progress at all)', defaultDescription: '10s' })
-    .option('option', { alias: 'o', type: 'string', describe: 'OpenSSH option Key=Value (Port, User, IdentityFile, ConnectTimeout, UserKnownHostsFile, StrictHostKeyChecking, ProxyJump, ServerAliveInterval, ServerAliveCountMax, ConnectionAttempts, BatchMode, LogLevel, Compression, HostKeyAlias, IdentitiesOnly, PreferredAuthentications)' })
-    .option('ssh-config', { alias: 'F', type: 'string', describe: 'ssh_config file to read instead of ~/.ssh/config and /etc/ssh/ssh_config (none: read none)' })
-    .option('jump-host', { alias: 'J', type: 'string', describe: 'jump host(s) [user@]host[:port][,...]' })
-    .option('limit', { alias: 'l', type: 'string', describe: 'bandwidth limit in Kbit/s' })
-    .option('retries', { type: 'string', describe: 'extra attempts after the first for transient failures', defaultDescription: '5' })
-    .option('retry-delay', { type: 'string', describe: 'first backoff (full jitter, doubling)', defaultDescription: '2s' })
-    .option('retry-max-delay', { type: 'string', describe: 'cap of any backoff', defaultDescription: '20s' })
-    .option('connect-timeout', { type: 'string', describe: 'TCP + banner + key exchange + auth, per attempt', defaultDescription: '15s' })
-    .option('timeout', { type: 'string', describe: 'deadline for the whole run', defaultDescription: '30m' })
-    .option('stall-timeout', { type: 'string', describe: 'fail a transfer that makes no progress this long', defaultDescription: '60s' })
-    .option('keepalive-interval', { type: 'string', describe: 'SSH keepalive interval', defaultDescription: '10s' })
-    .option('host-concurrency', { type: 'string', describe: 'simultaneous connection attempts per host, across processes', defaultDescription: '1' })
-    .option('host-interval', { type: 'string', describe: 'minimum gap between connection attempts to one host (0 = none)', defaultDescription: '1s' })
-    .option('known-hosts', { type: 'string', describe: 'known_hosts file (repeatable)', defaultDescription: '~/.ssh/known_hosts' })
-    .option('host-key', { type: 'string', describe: 'pinned host key fingerprint SHA256:... (repeatable)' })
-    .option('accept-new', { type: 'boolean', describe: 'pin a first-seen host key into the known_hosts file (explicit opt-in)' })
-    .option('report', { type: 'string', describe: 'write a JSON report to FILE' })
-    .option('json', { type: 'boolean', describe: 'print the result as JSON on stdout' })
-    .option('dry-run', { type: 'boolean', describe: 'print the plan; open no connection' })
-    .option('state-dir', { type: 'string', describe: 'directory for cross-process throttle state', defaultDescription: '$TMPDIR/safe-scp-UID' })
-    .option('hosts', { type: 'string', describe: 'copy to each of these hosts: comma list or @file; the remote operand is then [user@]:path' })
-    .option('parallel', { type: 'string', describe: 'hosts in parallel with --hosts', defaultDescription: '4' })
+    .parserConfiguration({ 'duplicate-arguments-array': true, 'strip-aliased': true });
+  for (const o of OPTIONS as readonly OptionSpec[]) {
+    parser.option(o.name, {
+      type: o.value.kind === 'flag' ? 'boolean' : 'string',
+      describe: o.describe,
+      ...(o.alias !== undefined ? { alias: o.alias } : {}),
+      ...(o.default !== undefined ? { defaultDescription: String(o.default) } : {}),
+    });
+  }
+  return parser
     .version(false)
     .option('version', { type: 'boolean', describe: 'print the version' })
     .help('help')
@@ -79,7 +53,7 @@ async function main(): Promise<number> {
     process.stdout.write(`safe-scp ${pkg.version}\n`);
     return 0;
   }
-  const [{ default: yargs }, { hideBin }, { joinNegativeValues, NUMERIC_OPTIONS }] = await Promise.all([import('yargs'), import('yargs/helpers'), import('./util/argv.js')]);
+  const [{ default: yargs }, { hideBin }, { joinNegativeValues }] = await Promise.all([import('yargs'), import('yargs/helpers'), import('./util/argv.js')]);
   const [{ readEnvOptions, bareDurationWarnings }, { unknownOptionsMessage }, { helpEpilogue }] = await Promise.all([
     import('./util/env-options.js'),
     import('./util/suggest.js'),
@@ -106,7 +80,6 @@ async function main(): Promise<number> {
     return 2;
   }
   if (argv['help']) return 0;
-  const camel = (option: string): string => option.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
   for (const warning of bareDurationWarnings(Object.fromEntries(longOptions.map((o) => [o, argv[camel(o)]])))) stderr(warning);
   if (argv['version']) {
     process.stdout.write(`safe-scp ${pkg.version}\n`);
@@ -124,7 +97,7 @@ async function main(): Promise<number> {
     import('./log/report-file.js'),
     import('./throttle/state-dir.js'),
   ]);
-  const [{ ProgressLine }, { parseDuration, MAX_TIMER_MS }] = await Promise.all([import('./log/progress-line.js'), import('./util/duration.js')]);
+  const [{ ProgressLine }, { optionValue }] = await Promise.all([import('./log/progress-line.js'), import('./config/values.js')]);
   const redact = makeRedactor([process.env['SSH_PRIVATE_KEY'], process.env['SSH_PRIVATE_KEY_PASSPHRASE']]);
   let progress: ProgressLine | undefined;
   // The live progress line is cleared before any other line goes to stderr (and redrawn on its next tick).
@@ -142,42 +115,10 @@ async function main(): Promise<number> {
   }
   const command = (argv['_'] as unknown[] | undefined)?.[0];
   const doctorTarget = command === 'doctor' ? str(argv['target']) : undefined;
-  const raw: RawOptions = {
-    // Operands after `--` (scp accepts them, for paths starting with '-') land in argv._.
-    operands: [...((argv['operands'] as unknown[] | undefined) ?? []), ...(doctorTarget === undefined ? ((argv['_'] as unknown[] | undefined) ?? []) : [])].map(String),
-    port: str(argv['port']),
-    identity: list(argv['identity']),
-    recursive: argv['recursive'] as boolean | undefined,
-    preserve: argv['preserve'] as boolean | undefined,
-    staged: argv['staged'] as boolean | undefined,
-    update: argv['update'] as boolean | undefined,
-    inplace: argv['inplace'] as boolean | undefined,
-    channels: str(argv['channels']),
-    quiet: argv['quiet'] as boolean | undefined,
-    verbose: argv['verbose'] as boolean | undefined,
-    option: list(argv['option']),
-    jumpHost: str(argv['jumpHost']),
-    limit: str(argv['limit']),
-    retries: str(argv['retries']),
-    retryDelay: str(argv['retryDelay']),
-    retryMaxDelay: str(argv['retryMaxDelay']),
-    connectTimeout: str(argv['connectTimeout']),
-    timeout: str(argv['timeout']),
-    stallTimeout: str(argv['stallTimeout']),
-    keepaliveInterval: str(argv['keepaliveInterval']),
-    hostConcurrency: str(argv['hostConcurrency']),
-    hostInterval: str(argv['hostInterval']),
-    knownHosts: list(argv['knownHosts']),
-    hostKey: list(argv['hostKey']),
-    acceptNew: argv['acceptNew'] as boolean | undefined,
-    report: str(argv['report']),
-    json: argv['json'] as boolean | undefined,
-    dryRun: argv['dryRun'] as boolean | undefined,
-    stateDir: str(argv['stateDir']),
-    hosts,
-    parallel: str(argv['parallel']),
-    sshConfig: str(argv['sshConfig']),
-  };
+  // Operands after `--` (scp accepts them, for paths starting with '-') land in argv._.
+  const operands = [...((argv['operands'] as unknown[] | undefined) ?? []), ...(doctorTarget === undefined ? ((argv['_'] as unknown[] | undefined) ?? []) : [])];
+  const raw = { ...rawOptionsFromArgv(argv, operands.map(String)), hosts };
+
 
   let config;
   try {
@@ -187,9 +128,11 @@ async function main(): Promise<number> {
     return isSafeScpError(e) ? e.exitCode : 2;
   }
 
-  const progressInterval = parseDuration(str(argv['progressInterval']) ?? '10s');
-  if (progressInterval === undefined || progressInterval > MAX_TIMER_MS) {
-    err(`safe-scp: \`--progress-interval\` (SAFE_SCP_PROGRESS_INTERVAL) must be a duration like 500ms, 10s, 2m or plain milliseconds, got "${String(argv['progressInterval'])}"`);
+  let progressInterval: number;
+  try {
+    progressInterval = optionValue('progress-interval', str(argv['progressInterval']));
+  } catch (e: unknown) {
+    err(`safe-scp: ${e instanceof Error ? e.message : String(e)}`);
     return 2;
   }
   if (!config.quiet && !config.dryRun && doctorTarget === undefined && progressInterval > 0) {

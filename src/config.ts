@@ -2,67 +2,18 @@
 import os from 'node:os';
 import path from 'node:path';
 import { configError, usageError } from './errors.js';
-import { hasControl, parseOperand, type RemoteOperand } from './operands.js';
+import { parseOperand, type RemoteOperand } from './operands.js';
+import { DEFAULTS, type RawOptions } from './options.js';
 import { sshConfigContext, type HostSettings } from './ssh-config/host.js';
 import { TargetResolver, checkPreferredAuthentications, logLevel, type AppliedLine } from './ssh-config/targets.js';
-import { MAX_TIMER_MS, parseDuration } from './util/duration.js';
+import { expandHome, parseHostSpec, parseHostsList } from './config/host-spec.js';
+import type { HostTarget } from './config/host-target.js';
+import { fileStrictness, parseSshOptions, strictness, type SshOption } from './config/ssh-options.js';
+import { integer, optionValue, seconds, yesNo } from './config/values.js';
 
-/** Options as the CLI (or a library caller) hands them over: strings as typed, not yet checked. */
-export interface RawOptions {
-  operands: readonly string[];
-  port?: string | number | undefined;
-  identity?: readonly string[] | undefined;
-  recursive?: boolean | undefined;
-  preserve?: boolean | undefined;
-  staged?: boolean | undefined;
-  update?: boolean | undefined;
-  inplace?: boolean | undefined;
-  channels?: string | number | undefined;
-  quiet?: boolean | undefined;
-  verbose?: boolean | undefined;
-  option?: readonly string[] | undefined;
-  jumpHost?: string | undefined;
-  limit?: string | number | undefined;
-  retries?: string | number | undefined;
-  retryDelay?: string | number | undefined;
-  retryMaxDelay?: string | number | undefined;
-  connectTimeout?: string | number | undefined;
-  timeout?: string | number | undefined;
-  stallTimeout?: string | number | undefined;
-  keepaliveInterval?: string | number | undefined;
-  hostConcurrency?: string | number | undefined;
-  hostInterval?: string | number | undefined;
-  knownHosts?: readonly string[] | undefined;
-  hostKey?: readonly string[] | undefined;
-  acceptNew?: boolean | undefined;
-  report?: string | undefined;
-  json?: boolean | undefined;
-  dryRun?: boolean | undefined;
-  stateDir?: string | undefined;
-  hosts?: string | undefined;
-  parallel?: string | number | undefined;
-  /** -F: the ssh_config file to read instead of ~/.ssh/config and /etc/ssh/ssh_config; `none` reads none. */
-  sshConfig?: string | undefined;
-}
-
-export interface HostTarget {
-  /** The host connected to (ssh_config HostName, or the name as typed). */
-  readonly host: string;
-  readonly port: number;
-  readonly user: string;
-  /** The name as typed, when ssh_config gave it another HostName. */
-  readonly alias?: string;
-  /** -i / -o IdentityFile: each must be usable. Absent: the run's identityFiles. */
-  readonly identityFiles?: readonly string[];
-  /** IdentityFile lines from ssh_config, or the default identities: missing or unusable ones are skipped (as ssh does). */
-  readonly configIdentityFiles?: readonly string[];
-  /** IdentitiesOnly=yes: the agent is not used. */
-  readonly identitiesOnly?: boolean;
-  /** HostKeyAlias: the name looked up in known_hosts instead of host:port. */
-  readonly hostKeyAlias?: string;
-  /** This host's jump hosts (-J, or its ssh_config ProxyJump). Absent: the run's jumpHosts. */
-  readonly jumpHosts?: readonly HostTarget[];
-}
+export { DEFAULTS, type RawOptions } from './options.js';
+export { parseHostSpec } from './config/host-spec.js';
+export type { HostTarget } from './config/host-target.js';
 
 export interface ResolvedConfig {
   readonly direction: 'upload' | 'download';
@@ -114,149 +65,7 @@ export interface ResolvedConfig {
   readonly sshConfigNotes: readonly string[];
 }
 
-/** Every default in one place (CI-friendly: a few attempts over about a minute). */
-export const DEFAULTS = {
-  port: 22,
-  retries: 5,
-  retryDelay: '2s',
-  retryMaxDelay: '20s',
-  connectTimeout: '15s',
-  timeout: '30m',
-  stallTimeout: '60s',
-  keepaliveInterval: '10s',
-  keepaliveCountMax: 3,
-  hostConcurrency: 1,
-  hostInterval: '1s',
-  parallel: 4,
-  channels: 4,
-} as const;
-
 type Env = Readonly<Record<string, string | undefined>>;
-
-/** `name` is a long option (`retries`) or, when it starts with '-', the option as written (`-o ServerAliveCountMax`). */
-function integer(name: string, value: string | number | undefined, fallback: number, min: number, max: number): number {
-  if (value === undefined || value === '') return fallback;
-  const text = String(value).trim();
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n < min || n > max) {
-    throw usageError(`\`${name.startsWith('-') ? name : `--${name}`}\` must be a whole number from ${min} to ${max}, got "${String(value)}"`);
-  }
-  return n;
-}
-
-/** `name` is a long option (`timeout`) or, when it starts with '-', the option as written (`-o ConnectTimeout`). */
-function duration(name: string, value: string | number | undefined, fallback: string, min = 0): number {
-  const raw = value === undefined || value === '' ? fallback : value;
-  const label = name.startsWith('-') ? `\`${name}\`` : `\`--${name}\` (${envTwin(name)})`;
-  const ms = parseDuration(raw);
-  if (ms === undefined || ms < min) {
-    const negative = /^\s*-/.test(String(raw)) ? '; it must not be negative' : '';
-    throw usageError(`${label} must be a duration like 500ms, 10s, 2m or plain milliseconds${min ? ` (at least ${min}ms)` : ''}${negative}, got "${String(raw)}"`);
-  }
-  // Node's timers take at most 2^31 - 1 ms; a longer delay would fire at once (TimeoutOverflowWarning).
-  if (ms > MAX_TIMER_MS) {
-    throw usageError(`${label} must be at most ${MAX_TIMER_MS}ms (about 24 days), got "${String(raw)}"`);
-  }
-  return ms;
-}
-
-/** `connect-timeout` -> `SAFE_SCP_CONNECT_TIMEOUT`. */
-function envTwin(name: string): string {
-  return `SAFE_SCP_${name.toUpperCase().replace(/-/g, '_')}`;
-}
-
-function seconds(name: string, value: string): string {
-  if (!/^\d+$/.test(value)) throw usageError(`\`-o ${name}\` takes whole seconds, got "${value}"`);
-  return `${value}s`;
-}
-
-/** The OpenSSH -o options that mean something here; anything else is a usage error naming it. */
-const SSH_OPTIONS = [
-  'Port', 'User', 'IdentityFile', 'ConnectTimeout', 'UserKnownHostsFile', 'StrictHostKeyChecking',
-  'ProxyJump', 'ServerAliveInterval', 'ServerAliveCountMax', 'ConnectionAttempts', 'BatchMode',
-  'LogLevel', 'Compression', 'HostKeyAlias', 'IdentitiesOnly', 'PreferredAuthentications',
-] as const;
-type SshOption = (typeof SSH_OPTIONS)[number];
-
-function parseSshOptions(list: readonly string[]): Map<SshOption, string[]> {
-  const result = new Map<SshOption, string[]>();
-  for (const item of list) {
-    const match = /^\s*([A-Za-z][A-Za-z0-9]*)\s*(?:=|\s)\s*(.*?)\s*$/.exec(item);
-    if (!match?.[1]) throw usageError(`\`-o ${item}\`: expected Key=Value`);
-    const known = SSH_OPTIONS.find((o) => o.toLowerCase() === match[1]?.toLowerCase());
-    if (!known) {
-      throw usageError(`\`-o ${match[1]}\` is not supported; supported: ${SSH_OPTIONS.join(', ')}`);
-    }
-    if (hasControl(match[2] ?? '')) throw usageError(`\`-o ${known}\`: the value contains a control character`);
-    result.set(known, [...(result.get(known) ?? []), match[2] ?? '']);
-  }
-  return result;
-}
-
-function yesNo(key: string, value: string): boolean {
-  const v = value.trim().toLowerCase();
-  if (v === 'yes' || v === 'true') return true;
-  if (v === 'no' || v === 'false') return false;
-  throw usageError(`\`-o ${key}\`: expected yes or no, got "${value}"`);
-}
-
-/** StrictHostKeyChecking from ssh_config: `no` there is not honoured (a -v note), never trusted. */
-function fileStrictness(settings: HostSettings | undefined, notes: string[]): 'yes' | 'accept-new' {
-  const v = settings?.value('stricthostkeychecking');
-  if (!v) return 'yes';
-  const value = v.value.toLowerCase();
-  if (value === 'accept-new') return 'accept-new';
-  if (value === 'yes' || value === 'ask' || value === 'true') return 'yes';
-  if (value === 'no' || value === 'off' || value === 'false') {
-    notes.push(`${v.where}: StrictHostKeyChecking ${v.value} is not honoured: safe-scp checks host keys against the pins (SSH_KNOWN_HOSTS, known_hosts, --host-key) as with yes`);
-    return 'yes';
-  }
-  throw configError(`${v.where}: StrictHostKeyChecking must be yes, ask, accept-new or no, got "${v.value}"`);
-}
-
-function strictness(value: string): 'yes' | 'accept-new' {
-  const v = value.toLowerCase();
-  if (v === 'yes' || v === 'true' || v === 'ask') return 'yes';
-  if (v === 'accept-new') return 'accept-new';
-  if (v === 'no' || v === 'off' || v === 'false') {
-    // Refused before any network access: nothing connects, so nothing counts towards fail2ban or MaxStartups.
-    throw usageError(
-      'StrictHostKeyChecking=no is refused: safe-scp never trusts an unknown host key, and opened no connection. ' +
-        'Pin the key instead, fetched and checked from a trusted machine: `ssh-keyscan -p PORT HOST > pin` there, ' +
-        '`ssh-keygen -lf pin` to compare its fingerprints with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` ' +
-        'run on the server itself, then put those lines into SSH_KNOWN_HOSTS (or pass `--host-key SHA256:...`); ' +
-        '`--accept-new` pins the first key seen.',
-    );
-  }
-  throw usageError(`\`-o StrictHostKeyChecking=${value}\`: expected yes or accept-new`);
-}
-
-/** `[user@]host[:port]` as used by -J and --hosts entries. */
-export function parseHostSpec(spec: string, what: string): { host: string; user: string | undefined; port: number | undefined } {
-  const at = spec.lastIndexOf('@');
-  const user = at >= 0 ? spec.slice(0, at) || undefined : undefined;
-  const rest = at >= 0 ? spec.slice(at + 1) : spec;
-  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(rest);
-  let host = rest;
-  let portText: string | undefined;
-  if (v6) {
-    host = v6[1] ?? '';
-    portText = v6[2];
-  } else if (rest.split(':').length === 2) {
-    [host, portText] = rest.split(':') as [string, string];
-  }
-  if (hasControl(spec)) throw usageError(`${what}: ${JSON.stringify(spec)} contains a control character`);
-  if (!host || /[\s/[\]]/.test(host)) throw usageError(`${what}: invalid host "${spec}", expected [user@]host[:port]`);
-  if (portText !== undefined && (!/^\d+$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535)) {
-    throw usageError(`${what}: invalid port in "${spec}", expected 1-65535`);
-  }
-  return { host, user, port: portText === undefined ? undefined : Number(portText) };
-}
-
-function expandHome(file: string, env: Env): string {
-  if (file === '~' || file.startsWith('~/')) return path.join(env['HOME'] ?? os.homedir(), file.slice(1));
-  return file;
-}
 
 /** Resolves and checks everything before any connection is opened. Throws SafeScpError('usage'). */
 export function resolveConfig(raw: RawOptions, env: Env): ResolvedConfig {
@@ -292,7 +101,7 @@ export function resolveConfig(raw: RawOptions, env: Env): ResolvedConfig {
   const defaultUser = env['USER'] ?? env['LOGNAME'] ?? os.userInfo().username;
   const home = env['HOME'] ?? os.homedir();
   const flagPort = raw.port !== undefined && raw.port !== '';
-  const givenPort = flagPort || last('Port') !== undefined ? integer(flagPort ? 'port' : '-o Port', flagPort ? raw.port : last('Port'), DEFAULTS.port, 1, 65535) : undefined;
+  const givenPort = flagPort || last('Port') !== undefined ? optionValue('port', flagPort ? raw.port : last('Port'), flagPort ? 'port' : '-o Port') : undefined;
   const givenUser = last('User');
   // An empty SAFE_SCP_JUMP_HOST (as the component sets it) means unset, not "no jump host".
   const jumpText = raw.jumpHost?.trim() ? raw.jumpHost : last('ProxyJump');
@@ -355,7 +164,7 @@ export function resolveConfig(raw: RawOptions, env: Env): ResolvedConfig {
   const retriesFromAttempts = opt('ConnectionAttempts', /^\d+$/, 'a whole number');
   const retries =
     raw.retries !== undefined && raw.retries !== ''
-      ? integer('retries', raw.retries, DEFAULTS.retries, 0, 100)
+      ? optionValue('retries', raw.retries)
       : retriesFromAttempts !== undefined
         ? integer('-o ConnectionAttempts', retriesFromAttempts, DEFAULTS.retries + 1, 1, 101) - 1
         : DEFAULTS.retries;
@@ -377,9 +186,9 @@ export function resolveConfig(raw: RawOptions, env: Env): ResolvedConfig {
   const userKnownHosts = path.join(home, '.ssh', 'known_hosts');
   const knownHostsFiles = explicitKnownHosts.length > 0 ? explicitKnownHosts : fileKnownHosts.length > 0 ? fileKnownHosts : [userKnownHosts];
 
-  const limitKbit = raw.limit === undefined || raw.limit === '' ? 0 : integer('limit', raw.limit, 0, 1, 100_000_000);
-  const retryDelayMs = duration('retry-delay', raw.retryDelay, DEFAULTS.retryDelay);
-  const retryMaxDelayMs = duration('retry-max-delay', raw.retryMaxDelay, DEFAULTS.retryMaxDelay);
+  const limitKbit = raw.limit === undefined || raw.limit === '' ? 0 : optionValue('limit', raw.limit);
+  const retryDelayMs = optionValue('retry-delay', raw.retryDelay);
+  const retryMaxDelayMs = optionValue('retry-max-delay', raw.retryMaxDelay);
   if (retryMaxDelayMs < retryDelayMs) {
     throw usageError(`\`--retry-max-delay\` (${retryMaxDelayMs}ms) must not be smaller than \`--retry-delay\` (${retryDelayMs}ms)`);
   }
@@ -394,7 +203,7 @@ export function resolveConfig(raw: RawOptions, env: Env): ResolvedConfig {
     staged: direction === 'upload' && !raw.inplace && (raw.staged ?? ((raw.recursive ?? false) || sourceOperands.length > 1)),
     update: raw.update ?? false,
     inplace: raw.inplace ?? false,
-    channels: integer('channels', raw.channels, DEFAULTS.channels, 1, 16),
+    channels: optionValue('channels', raw.channels),
     quiet: raw.quiet ?? level === 'quiet',
     verbose: raw.verbose ?? level === 'verbose',
     identityFiles: firstHost.identityFiles ?? [],
@@ -403,13 +212,13 @@ export function resolveConfig(raw: RawOptions, env: Env): ResolvedConfig {
     retries,
     retryDelayMs,
     retryMaxDelayMs,
-    connectTimeoutMs: duration(raw.connectTimeout === undefined && last('ConnectTimeout') !== undefined ? '-o ConnectTimeout' : 'connect-timeout', connectTimeoutRaw, DEFAULTS.connectTimeout, 100),
-    timeoutMs: duration('timeout', raw.timeout, DEFAULTS.timeout, 100),
-    stallTimeoutMs: duration('stall-timeout', raw.stallTimeout, DEFAULTS.stallTimeout, 100),
-    keepaliveIntervalMs: duration(raw.keepaliveInterval === undefined && last('ServerAliveInterval') !== undefined ? '-o ServerAliveInterval' : 'keepalive-interval', keepaliveRaw, DEFAULTS.keepaliveInterval, 100),
+    connectTimeoutMs: optionValue('connect-timeout', connectTimeoutRaw, raw.connectTimeout === undefined && last('ConnectTimeout') !== undefined ? '-o ConnectTimeout' : 'connect-timeout'),
+    timeoutMs: optionValue('timeout', raw.timeout),
+    stallTimeoutMs: optionValue('stall-timeout', raw.stallTimeout),
+    keepaliveIntervalMs: optionValue('keepalive-interval', keepaliveRaw, raw.keepaliveInterval === undefined && last('ServerAliveInterval') !== undefined ? '-o ServerAliveInterval' : 'keepalive-interval'),
     keepaliveCountMax: integer('-o ServerAliveCountMax', opt('ServerAliveCountMax', /^\d+$/, 'a whole number'), DEFAULTS.keepaliveCountMax, 1, 100),
-    hostConcurrency: integer('host-concurrency', raw.hostConcurrency, DEFAULTS.hostConcurrency, 1, 64),
-    hostIntervalMs: duration('host-interval', raw.hostInterval, DEFAULTS.hostInterval),
+    hostConcurrency: optionValue('host-concurrency', raw.hostConcurrency),
+    hostIntervalMs: optionValue('host-interval', raw.hostInterval),
     knownHostsFiles,
     hostKeyFingerprints: [...(raw.hostKey ?? [])],
     strictHostKeyChecking: strict,
@@ -418,7 +227,7 @@ export function resolveConfig(raw: RawOptions, env: Env): ResolvedConfig {
     json: raw.json ?? false,
     dryRun: raw.dryRun ?? false,
     stateDir: raw.stateDir || path.join(os.tmpdir(), `safe-scp-${process.getuid?.() ?? 'user'}`),
-    parallel: integer('parallel', raw.parallel, DEFAULTS.parallel, 1, 256),
+    parallel: optionValue('parallel', raw.parallel),
     sshConfigLines: resolver.appliedLines(),
     sshConfigNotes: notes,
   };
@@ -431,14 +240,6 @@ export function resolveConfig(raw: RawOptions, env: Env): ResolvedConfig {
   if (raw.inplace && raw.staged) throw usageError('`--inplace` and `--staged` cannot be combined: a file written in place has no temporary name to stage');
   if ((raw.inplace || raw.update) && direction === 'download') throw usageError(`\`--${raw.inplace ? 'inplace' : 'update'}\` applies to uploads only`);
   return Object.freeze(config);
-}
-
-function parseHostsList(value: string): string[] {
-  // `@file` is read by the CLI layer before resolveConfig; here it is a comma or newline list.
-  return value
-    .split(/[,\n]/)
-    .map((s) => s.replace(/#.*/, '').trim())
-    .filter(Boolean);
 }
 
 /** `safe-scp doctor [user@]host[:port]`: the same options, with one host and nothing to copy. */

@@ -1,7 +1,7 @@
 // Runs a copy: load keys and pins, plan, then per host connect (throttled, retried) and transfer.
 import { statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { SafeScpError, exitSeverity, isSafeScpError, type CauseCode } from './errors.js';
+import { SafeScpError, exitSeverity, isSafeScpError } from './errors.js';
 import type { HostTarget, ResolvedConfig } from './config.js';
 import { classifyLocalError, type ConnectTrace } from './classify.js';
 import { loadPins } from './hostkeys/load-pins.js';
@@ -19,6 +19,7 @@ import { Prefetch } from './transfer/prefetch.js';
 import { TransferState, type FileResult } from './transfer/progress.js';
 import { spreads } from './transfer/ranges.js';
 import { UPLOAD_DEFAULTS, upload } from './transfer/upload.js';
+import type { CopyResult, HostResult } from './result.js';
 
 export interface CopyDeps {
   readonly env: Readonly<Record<string, string | undefined>>;
@@ -26,36 +27,6 @@ export interface CopyDeps {
   readonly signal?: AbortSignal | undefined;
   /** Injected randomness for backoff (tests). */
   readonly random?: () => number;
-}
-
-export interface HostResult {
-  host: string;
-  port: number;
-  user: string;
-  ok: boolean;
-  exitCode: number;
-  cause: CauseCode | undefined;
-  error: string | undefined;
-  attempts: number;
-  bytes: number;
-  files: number;
-  durationMs: number;
-  /** --update: files not sent because the server's copy was unchanged. */
-  skipped: number;
-  /** Staged commit: how many files the rename burst moved into place and how long it took (a reader's mixed window). */
-  commit?: { files: number; durationMs: number };
-}
-
-export interface CopyResult {
-  ok: boolean;
-  exitCode: number;
-  cause: CauseCode | undefined;
-  /** The deciding error (the most severe host's), when not ok. */
-  error: SafeScpError | undefined;
-  attempts: AttemptEvidence[];
-  files: FileResult[];
-  hosts: HostResult[];
-  durationMs: number;
 }
 
 interface Prepared {

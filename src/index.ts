@@ -1,5 +1,6 @@
 // Public API: copy(), configuration, errors and event types. No logic here.
-export { copy, type CopyDeps, type CopyResult, type HostResult } from './copy.js';
+export { copy, type CopyDeps } from './copy.js';
+export type { CopyResult, HostResult } from './result.js';
 export { resolveConfig, DEFAULTS, type RawOptions, type ResolvedConfig, type HostTarget } from './config.js';
 export { SafeScpError, isSafeScpError, CAUSES, type CauseCode, type Phase } from './errors.js';
 export type { SafeScpEvent, EventSink, AttemptEvidence } from './log/events.js';

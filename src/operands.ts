@@ -55,7 +55,7 @@ function showControl(text: string): string {
 }
 
 /** Refuses a control character in a user, host or path of `operand` before anything connects. */
-export function rejectControl(what: string, value: string | undefined, operand: string): void {
+function rejectControl(what: string, value: string | undefined, operand: string): void {
   if (value !== undefined && CONTROL.test(value)) {
     throw usageError(`${what} in operand "${showControl(operand)}" contains a control character (${showControl(value.match(CONTROL)?.[0] ?? '')})`);
   }

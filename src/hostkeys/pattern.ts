@@ -1,7 +1,7 @@
 // OpenSSH host pattern matching (match.c), reproduced rule for rule so known_hosts means what ssh says.
 
 /** ASCII-only lowercasing: OpenSSH uses tolower() in the C locale, so non-ASCII bytes are left alone. */
-export function asciiLower(text: string): string {
+function asciiLower(text: string): string {
   return text.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32));
 }
 

@@ -62,5 +62,3 @@ export type SafeScpEvent =
   | { kind: 'debug'; message: string };
 
 export type EventSink = (event: SafeScpEvent) => void;
-
-export const discard: EventSink = () => undefined;

@@ -1,6 +1,6 @@
 // The JSON report (--report FILE and --json): the shape documented in CONTRACT.md, Diagnosis.
 import { stripControl } from '../classify.js';
-import type { CopyResult } from '../copy.js';
+import type { CopyResult } from '../result.js';
 import { analyseAttempts, attemptsForHost } from '../diagnose/analysis.js';
 import { CAUSE_HELP, checksFor } from '../diagnose/causes.js';
 

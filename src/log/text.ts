@@ -1,6 +1,6 @@
 // Human-readable lines for stderr: one per failed attempt, progress with -v, a diagnostic block at the end.
 import { stripControl } from '../classify.js';
-import type { CopyResult } from '../copy.js';
+import type { CopyResult } from '../result.js';
 import { analyseAttempts, attemptsForHost } from '../diagnose/analysis.js';
 import { CAUSE_HELP, checksFor, checksHeading } from '../diagnose/causes.js';
 import { formatDuration } from '../util/duration.js';

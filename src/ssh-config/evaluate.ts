@@ -82,7 +82,7 @@ function hostLineMatches(patterns: readonly string[], host: string): boolean {
 }
 
 /** %h and %% only, as ssh allows in HostName. */
-export function expandHostname(value: string, host: string, where: string): string {
+function expandHostname(value: string, host: string, where: string): string {
   return value.replace(/%(.)?/g, (_, ch: string | undefined) => {
     if (ch === '%') return '%';
     if (ch === 'h') return host;

@@ -80,7 +80,7 @@ function yesNo(entry: Applied | undefined): boolean | undefined {
 }
 
 /** ~ and the %-tokens ssh expands in IdentityFile and UserKnownHostsFile. */
-export function expandPathTokens(value: string, t: { home: string; localUser: string; hostname: string; alias: string; user: string; port: number; hostKeyAlias?: string | undefined }, at: string): string {
+function expandPathTokens(value: string, t: { home: string; localUser: string; hostname: string; alias: string; user: string; port: number; hostKeyAlias?: string | undefined }, at: string): string {
   const tilde = value === '~' || value.startsWith('~/') ? path.join(t.home, value.slice(1)) : value;
   const local = os.hostname();
   return tilde.replace(/%(.)?/g, (_, ch: string | undefined) => {

@@ -23,7 +23,7 @@ const MAX_CONFIG_BYTES = 1024 * 1024;
  * Splits `text` into keyword lines. The package's parser tokenises each line (quotes, `=` separators,
  * comments); the line numbers are ours, since its tree keeps none.
  */
-export function parseConfigText(text: string, file: string): ConfigLine[] {
+function parseConfigText(text: string, file: string): ConfigLine[] {
   const out: ConfigLine[] = [];
   const lines = text.split(/\r?\n/);
   for (const [i, raw] of lines.entries()) {

@@ -1,6 +1,6 @@
 // Turns hosts as typed (operand, --hosts entries, -J hops) into connection targets through ssh_config.
 import path from 'node:path';
-import type { HostTarget } from '../config.js';
+import type { HostTarget } from '../config/host-target.js';
 import { configError, usageError } from '../errors.js';
 import { resolveHostSettings, where, type HostSettings, type SshConfigContext } from './host.js';
 
@@ -29,7 +29,7 @@ export interface TargetInput {
 }
 
 /** ssh's default identities, in the order the contract lists them; only those that exist are read. */
-export const DEFAULT_IDENTITIES = ['id_ed25519', 'id_ecdsa', 'id_rsa'] as const;
+const DEFAULT_IDENTITIES = ['id_ed25519', 'id_ecdsa', 'id_rsa'] as const;
 const MAX_JUMP_DEPTH = 8;
 
 export class TargetResolver {

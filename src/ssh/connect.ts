@@ -4,7 +4,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Client, type ConnectConfig } from 'ssh2';
 import ssh2Crypto from 'ssh2/lib/protocol/crypto.js';
-import { classifyConnectFailure, connectionLost, type ConnectTrace } from '../classify.js';
+import { classifyConnectFailure, classifyForwardFailure, connectionLost, type ConnectTrace } from '../classify.js';
 import type { HostTarget } from '../config.js';
 import { SafeScpError } from '../errors.js';
 import { hostKeyAlgorithms, type HostKeyPins } from '../hostkeys/policy.js';
@@ -160,20 +160,6 @@ export async function openTunnel(options: ConnectOptions, trace: ConnectTrace): 
         });
       }),
   };
-}
-
-function classifyForwardFailure(jump: HostTarget, host: string, port: number, err: Error): SafeScpError {
-  const where = `${host}:${port} via jump host ${jump.host}:${jump.port}`;
-  const text = err.message;
-  if (/prohibited/i.test(text)) {
-    return new SafeScpError('jump-forward-refused', `jump host ${jump.host}:${jump.port} refuses to forward to ${host}:${port} (${text}): AllowTcpForwarding is off or restricted`, {
-      phase: 'tcp',
-      host: jump.host,
-      cause: err,
-    });
-  }
-  if (/refused/i.test(text)) return new SafeScpError('connect-refused', `connection to ${where} refused`, { phase: 'tcp', host, cause: err });
-  return new SafeScpError('connect-failed', `cannot connect to ${where}: ${text}`, { phase: 'tcp', host, cause: err });
 }
 
 async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp: boolean): Promise<Session | (Omit<Session, 'fs' | 'channels'> & { fs?: undefined; channels?: undefined })> {

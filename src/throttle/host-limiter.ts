@@ -14,7 +14,7 @@ import type { SlotOwner } from './owner.js';
 import { createLeasedSlot, readLastStart, scanHolders, writeLastStart, type Lease, type ReclaimedSlot, type SlotHolder } from './slots.js';
 import { ensureStateDir } from './state-dir.js';
 
-export { defaultStateDir, ensureStateDir, StateDirError } from './state-dir.js';
+export { ensureStateDir, StateDirError } from './state-dir.js';
 export { LEASE_RENEWALS_LOST, type SlotOwner, type StaleReason } from './owner.js';
 export type { ReclaimedSlot, SlotHolder } from './slots.js';
 
@@ -37,7 +37,7 @@ export interface SlotWait {
 }
 
 export interface HostSlotOptions {
-  /** Directory shared by the processes that throttle together (see defaultStateDir). */
+  /** Directory shared by the processes that throttle together (by default <tmp>/safe-scp-<uid>, see config.ts). */
   stateDir: string;
   /** Most holders at once for this host, across all processes (>= 1). */
   concurrency: number;
@@ -90,11 +90,11 @@ export class HostSlotTimeoutError extends Error {
   }
 }
 
-export const DEFAULT_STALE_AFTER_MS = 10 * 60_000;
-export const DEFAULT_LEASE_RENEW_MS = 2_000;
+const DEFAULT_STALE_AFTER_MS = 10 * 60_000;
+const DEFAULT_LEASE_RENEW_MS = 2_000;
 const SLOT_POLL_MS: readonly [number, number] = [20, 100];
 
-export const systemClock: ThrottleClock = {
+const systemClock: ThrottleClock = {
   now: () => Date.now(),
   sleep: (ms, signal) =>
     new Promise<void>((resolve, reject) => {

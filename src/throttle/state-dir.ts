@@ -1,6 +1,5 @@
 // Picks and vets the private directory where safe-scp processes on one machine share throttle state.
 import { lstat, mkdir } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { SafeScpError } from '../errors.js';
 
@@ -24,14 +23,6 @@ export class StateDirError extends SafeScpError {
 
 /** How many missing directory levels ensureStateDir creates at most: a bound, so no path can make it loop. */
 export const MAX_MISSING_LEVELS = 16;
-
-/**
- * `<tmp>/safe-scp-<uid>`: one directory per user, so parallel CI jobs of one runner user share the
- * throttle while other users on the machine can neither see nor disturb it. Pure: creates nothing.
- */
-export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
-  return path.join(tmpBase(env), `safe-scp-${userTag()}`);
-}
 
 /**
  * Creates `dir` (mode 0700) if needed and checks it can be trusted. The checks use lstat, never stat,
@@ -89,26 +80,6 @@ async function makeDirs(dir: string): Promise<void> {
       if (errnoCode(error) !== 'EEXIST') throw new StateDirError(dir, `cannot create ${level}: ${describe(error)}`, { cause: error });
     }
   }
-}
-
-function tmpBase(env: NodeJS.ProcessEnv): string {
-  if (process.platform === 'win32') return os.tmpdir();
-  // Same lookup order as os.tmpdir(), but from the env we were given so callers and tests can inject it.
-  const fromEnv = [env['TMPDIR'], env['TMP'], env['TEMP']].find((value) => value !== undefined && value.trim() !== '');
-  return path.resolve(fromEnv ?? '/tmp');
-}
-
-function userTag(): string {
-  const uid = process.getuid?.();
-  if (uid !== undefined) return String(uid);
-  // No numeric uid (Windows): the user name, reduced to characters that are safe in a file name.
-  let name = 'user';
-  try {
-    name = os.userInfo().username;
-  } catch {
-    // userInfo() throws when the user has no passwd entry (some containers); one shared name is fine there.
-  }
-  return name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64) || 'user';
 }
 
 export function errnoCode(error: unknown): string | undefined {

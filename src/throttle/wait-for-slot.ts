@@ -13,8 +13,8 @@ export interface RunSlotOptions {
 }
 
 /** The first wait worth a line without -v, then one line per this much more waiting. */
-export const WAIT_NOTICE_FIRST_MS = 2_000;
-export const WAIT_NOTICE_EVERY_MS = 10_000;
+const WAIT_NOTICE_FIRST_MS = 2_000;
+const WAIT_NOTICE_EVERY_MS = 10_000;
 /** Checks run every 20-100 ms; an unchanged picture is reported at most this often (the -v lines). */
 const WAIT_REPEAT_MS = 1_000;
 

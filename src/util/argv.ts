@@ -24,9 +24,3 @@ export function joinNegativeValues(args: readonly string[], valueOptions: Readon
   }
   return out;
 }
-
-/** The CLI's options that take a number or a duration, as written on the command line. */
-export const NUMERIC_OPTIONS: ReadonlySet<string> = new Set([
-  '--port', '-P', '--limit', '-l', '--retries', '--retry-delay', '--retry-max-delay', '--connect-timeout', '--timeout',
-  '--stall-timeout', '--keepalive-interval', '--host-concurrency', '--host-interval', '--parallel', '--progress-interval', '--channels',
-]);

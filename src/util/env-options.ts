@@ -1,4 +1,5 @@
 // The SAFE_SCP_* namespace: only SAFE_SCP_<known option> is read; anything else is a warning, never an error.
+import { DURATION_OPTIONS } from '../options.js';
 import { closest } from './suggest.js';
 
 /** `connect-timeout` -> `SAFE_SCP_CONNECT_TIMEOUT`. */
@@ -10,7 +11,7 @@ export function envTwin(option: string): string {
  * SAFE_SCP_* variables that are not option twins but that safe-scp itself reads or sets, and so must not warn.
  * None today: the bin's code cache and the CI templates' own values use the SAFESCP_ prefix instead.
  */
-export const NON_OPTION_VARIABLES: ReadonlySet<string> = new Set<string>();
+const NON_OPTION_VARIABLES: ReadonlySet<string> = new Set<string>();
 
 export interface EnvOptions {
   /** Option (long name, as declared) -> value, for the variables that are set and not empty. */
@@ -54,11 +55,6 @@ export function readEnvOptions(env: Readonly<Record<string, string | undefined>>
   }
   return { values, warnings, errors };
 }
-
-/** Duration options (long names) whose plain numbers are milliseconds. */
-export const DURATION_OPTIONS: readonly string[] = [
-  'retry-delay', 'retry-max-delay', 'connect-timeout', 'timeout', 'stall-timeout', 'keepalive-interval', 'host-interval', 'progress-interval',
-];
 
 /**
  * A plain number below 100 for a duration is almost always meant as seconds (`SAFE_SCP_RETRY_DELAY=2`); it stays

@@ -144,17 +144,24 @@ test('a reader of the final path sees only the old or the new content while a la
   const newHash = sha(newFile);
   expect(sha(target)).toBe(oldHash);
 
-  const run = startCli([newFile, remote(target)], env);
+  // -l 200000 (25 MB/s): about 3 s for 64 MiB, so the reader surely samples while the new content is uploaded.
+  const replacing = (): boolean => fs.readdirSync(work).some((n) => n.startsWith('.site.bin.safe-scp-'));
+  const run = startCli(['-l', '200000', newFile, remote(target)], env);
   const seen = new Set<string>();
   let finished = false;
+  let duringUpload = 0;
   void run.done.then(() => (finished = true));
-  for (let i = 0; i < 200 && !finished; i++) {
+  const until = Date.now() + 60_000;
+  for (let i = 0; i < 5000 && !finished && Date.now() < until; i++) {
+    const midway = replacing();
     seen.add(sha(target));
+    if (midway && replacing()) duringUpload++;
     await new Promise((r) => setTimeout(r, 5));
   }
   const result = await run.done;
   expect(result.code).toBe(0);
   seen.add(sha(target));
+  expect(duringUpload).toBeGreaterThan(0);
   expect([...seen].every((h) => h === oldHash || h === newHash)).toBe(true);
   expect(sha(target)).toBe(newHash);
 
@@ -164,7 +171,11 @@ test('a reader of the final path sees only the old or the new content while a la
   while (Date.now() < deadline && !fs.readdirSync(work).some((n) => n.startsWith('.site.bin.safe-scp-'))) {
     await new Promise((r) => setTimeout(r, 20));
   }
-  await new Promise((r) => setTimeout(r, 300));
+  // Killed once the temporary file holds part of the new content (1 MiB of 64).
+  const tempSize = (): number =>
+    fs.readdirSync(work).filter((n) => n.startsWith('.site.bin.safe-scp-')).reduce((sum, n) => sum + (fs.statSync(path.join(work, n), { throwIfNoEntry: false })?.size ?? 0), 0);
+  while (Date.now() < deadline && tempSize() < 1024 * 1024) await new Promise((r) => setTimeout(r, 20));
+  expect(tempSize()).toBeGreaterThanOrEqual(1024 * 1024);
   killed.child.kill('SIGKILL');
   await killed.done;
   expect(sha(target)).toBe(newHash);

@@ -18,6 +18,8 @@ let counter = 0;
 
 const sha = (file: string): string => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 const temps = (dir: string): string[] => fs.readdirSync(dir).filter((n) => n.includes('.safe-scp-'));
+/** Bytes written so far to the temporary files in `dir` (0 when there is none). */
+const tempBytes = (dir: string): number => temps(dir).reduce((sum, n) => sum + (fs.statSync(path.join(dir, n), { throwIfNoEntry: false })?.size ?? 0), 0);
 
 /** A file of `size` random bytes under the work dir (written in 1 MiB pieces). */
 function randomFile(name: string, size: number): string {
@@ -234,7 +236,9 @@ test('SIGTERM while the connection hangs mid-upload: exit 143 within seconds, th
   const run = startCli(['-P', String(p.port), src, remote(target)], { ...env, SSH_KNOWN_HOSTS: sshd.knownHostsLines('127.0.0.1', p.port) }, 60_000);
   for (let i = 0; i < 500 && p.records[0]?.faultedAt === undefined; i++) await new Promise((r) => setTimeout(r, 20));
   expect(p.faultsTriggered).toBe(1);
-  await new Promise((r) => setTimeout(r, 300));
+  // The upload is under way (its temporary file holds data) when the connection hangs: then the signal.
+  for (let i = 0; i < 500 && tempBytes(dir) === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  expect(tempBytes(dir)).toBeGreaterThan(0);
   const sentAt = Date.now();
   run.child.kill('SIGTERM');
   const result = await run.done;
@@ -264,7 +268,9 @@ describe('an interrupted upload exits 143 / 130 and leaves the previous file who
     const deadline = Date.now() + 20_000;
     while (Date.now() < deadline && !exited && temps(dir).length === 0) await new Promise((r) => setTimeout(r, 20));
     expect(temps(dir)).toHaveLength(1);
-    await new Promise((r) => setTimeout(r, 300));
+    // Data is arriving (1 MiB of the 32 in the temporary file) before the signal is sent.
+    while (Date.now() < deadline && !exited && tempBytes(dir) < 1024 * 1024) await new Promise((r) => setTimeout(r, 20));
+    expect(tempBytes(dir)).toBeGreaterThanOrEqual(1024 * 1024);
     const sentAt = Date.now();
     run.child.kill(signal);
     const result = await run.done;

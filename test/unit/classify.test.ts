@@ -1,6 +1,7 @@
 // Unit tests for classification: ssh2 event shapes (faults-and-perf.md section 2), SFTP statuses, local errors.
 import {
   classifyConnectFailure,
+  classifyForwardFailure,
   classifyLocalError,
   classifySftpError,
   classifyWithSpace,
@@ -469,4 +470,14 @@ describe('classifyWithSpace (a bare FAILURE, then statvfs of the target director
     expect(isGenericSftpFailure(failure())).toBe(true);
     expect(isGenericSftpFailure(new Error('Failure'))).toBe(false);
   });
+});
+
+test('classifyForwardFailure: a jump host that prohibits forwarding, a refused target, anything else', () => {
+  const jump = { host: 'bastion', port: 22 };
+  const prohibited = classifyForwardFailure(jump, 'web1', 2222, new Error('(SSH) Channel open failure: administratively prohibited'));
+  expect([prohibited.code, prohibited.host]).toEqual(['jump-forward-refused', 'bastion']);
+  expect(prohibited.message).toContain('AllowTcpForwarding');
+  expect(classifyForwardFailure(jump, 'web1', 2222, new Error('(SSH) Channel open failure: Connection refused')).code).toBe('connect-refused');
+  const other = classifyForwardFailure(jump, 'web1', 2222, new Error('(SSH) Channel open failure: open failed'));
+  expect([other.code, other.message]).toEqual(['connect-failed', 'cannot connect to web1:2222 via jump host bastion:22: (SSH) Channel open failure: open failed']);
 });

@@ -3,7 +3,7 @@ import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { parseKnownHosts } from '../../../src/hostkeys/known-hosts.js';
-import { appendKnownHost } from '../../../src/hostkeys/policy.js';
+import { appendKnownHost } from '../../../src/hostkeys/append.js';
 import { makeTempDir, removeTempDir } from './ssh-tools.js';
 
 const KEY = 'AAAAC3NzaC1lZDI1NTE5AAAAINniL2jCqVWKSjcvJrGWZuc7P032CpYq+9u81bJgsvl3';

@@ -1,6 +1,6 @@
 // Unit tests for the JSON report: the CONTRACT shape, many hosts, control characters stripped from server text.
 import { classifyConnectFailure, connectionLost } from '../../../src/classify.js';
-import type { CopyResult, HostResult } from '../../../src/copy.js';
+import type { CopyResult, HostResult } from '../../../src/result.js';
 import { CAUSE_HELP, checksFor } from '../../../src/diagnose/causes.js';
 import { SafeScpError } from '../../../src/errors.js';
 import type { AttemptEvidence } from '../../../src/log/events.js';

@@ -1,6 +1,6 @@
 // Unit tests for the stderr text: per-attempt lines, the diagnostic block, GitLab collapsible sections.
 import { classifyConnectFailure, connectionLost } from '../../../src/classify.js';
-import type { CopyResult, HostResult } from '../../../src/copy.js';
+import type { CopyResult, HostResult } from '../../../src/result.js';
 import { SafeScpError } from '../../../src/errors.js';
 import type { AttemptEvidence, SafeScpEvent } from '../../../src/log/events.js';
 import { formatDiagnosis, formatEvent, formatSummary, section, type TextStyle } from '../../../src/log/text.js';

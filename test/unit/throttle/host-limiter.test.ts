@@ -4,7 +4,6 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   acquireHostSlot,
-  defaultStateDir,
   ensureStateDir,
   hostDirName,
   hostStateDir,
@@ -297,13 +296,6 @@ describe('stale recovery', () => {
 });
 
 describe('state directory safety', () => {
-  test('defaultStateDir is <TMPDIR>/safe-scp-<uid>', () => {
-    const uid = process.getuid?.();
-    if (uid === undefined) return;
-    expect(defaultStateDir({ TMPDIR: '/var/tmp/ci/' })).toBe(`/var/tmp/ci/safe-scp-${uid}`);
-    expect(defaultStateDir({})).toBe(`/tmp/safe-scp-${uid}`);
-  });
-
   test('creates the directory with mode 0700', async () => {
     const dir = path.join(work, 'new-state', 'nested');
     await ensureStateDir(dir);

@@ -1,5 +1,6 @@
 // Unit tests for joining option values that look like negative numbers (`--timeout -5s`) before yargs parses.
-import { NUMERIC_OPTIONS, joinNegativeValues } from '../../../src/util/argv.js';
+import { NUMERIC_OPTIONS } from '../../../src/options.js';
+import { joinNegativeValues } from '../../../src/util/argv.js';
 
 describe('joinNegativeValues', () => {
   test.each<[string[], string[]]>([
