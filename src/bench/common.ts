@@ -5,7 +5,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Sample } from './measure.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = path.join(ROOT, 'dist', 'safe-scp.mjs');
@@ -194,4 +193,19 @@ export function machine(): Record<string, string | number> {
     openssh: ssh,
     rsync: firstLine('rsync', ['--version']).replace(/\s+protocol.*$/, '').replace(/\s+/g, ' '),
   };
+}
+
+/** One timed run. */
+export interface Sample {
+  wallS: number;
+  /** Peak resident set size of the largest process in the run (ru_maxrss), MB. */
+  peakRssMB: number;
+  /** user + sys of the process and its children (rusage). */
+  cpuS: number;
+  /** Busy CPU of the whole machine (client and sshd side) during the run, from /proc/stat. */
+  machineCpuS: number;
+  /** CPU time the hypervisor gave to other guests during the run (/proc/stat steal): the run was slowed by that. */
+  stealS: number;
+  /** user + sys of the bench process itself during the run (the latency proxy runs in it). */
+  benchCpuS: number;
 }

@@ -8,19 +8,8 @@ import { MB, ROOT } from './common.js';
 
 const GNU_TIME = '/usr/bin/time';
 
-export interface Sample {
-  wallS: number;
-  /** Peak resident set size of the largest process in the run (ru_maxrss), MB. */
-  peakRssMB: number;
-  /** user + sys of the process and its children (rusage). */
-  cpuS: number;
-  /** Busy CPU of the whole machine (client and sshd side) during the run, from /proc/stat. */
-  machineCpuS: number;
-  /** CPU time the hypervisor gave to other guests during the run (/proc/stat steal): the run was slowed by that. */
-  stealS: number;
-  /** user + sys of the bench process itself during the run (the latency proxy runs in it). */
-  benchCpuS: number;
-}
+export type { Sample } from './common.js';
+import type { Sample } from './common.js';
 
 export interface RunOutput extends Sample {
   code: number | null;

@@ -2,7 +2,7 @@
 import os from 'node:os';
 import { f2, f3, f0, machine, summarize, type SectionResult, type Summary } from './common.js';
 import type { Sample } from './measure.js';
-import type { Link, WanSettings, WanTool, Workload } from './wan.js';
+import type { Link, WanSettings, WanTool, Workload } from './wan-types.js';
 
 export interface WanRow {
   link: Link;

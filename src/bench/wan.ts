@@ -10,27 +10,8 @@ import { pastDeadline, run, sampleOf, wasInterrupted, type Sample } from './meas
 import { makeToolEnv, remote, rsync, safeScp, safeScpKnows, scp, warmUp, type Invocation, type ToolEnv } from './tools.js';
 import { linkLabel, wanReport, type WanRow } from './wan-report.js';
 
-export const WORKLOADS = ['file64', 'file256', 'tree', 'tree-again'] as const;
-export const WAN_TOOLS = ['safe-scp', 'scp', 'rsync'] as const;
-export type Workload = (typeof WORKLOADS)[number];
-export type WanTool = (typeof WAN_TOOLS)[number];
-
-export interface Link {
-  rttMs: number;
-  mbit: number;
-  /** `10 ms / 200 Mbit/s` */
-  label: string;
-  /** `10/200`, as in BENCH_LINKS */
-  id: string;
-}
-
-export interface WanSettings {
-  rounds: number;
-  links: Link[];
-  workloads: Workload[];
-  tools: WanTool[];
-  runTimeoutMs: number;
-}
+export { WAN_TOOLS, WORKLOADS, type Link, type WanSettings, type WanTool, type Workload } from './wan-types.js';
+import { WAN_TOOLS, WORKLOADS, type Link, type WanSettings, type WanTool, type Workload } from './wan-types.js';
 
 /** scp -r over latency is slow (one round trip per file): ~98 s at 10 ms, ~490 s at 50 ms. Above this RTT it is skipped. */
 const SCP_TREE_MAX_RTT_MS = 10;
