@@ -20,31 +20,34 @@ export class Channels {
     private readonly batch?: WriteBatch,
   ) {
     this.open = [first];
+    // A connection that is lost fails the channels still opening: no refusal either.
+    lost.catch(() => this.stop());
   }
 
   /**
-   * Takes in the channels being opened beside the first (each costs the server the start of an sftp-server, a
-   * login shell's start-up, and a round trip or three): the transfer goes on over the ones already open. A server that refuses more (MaxSessions) leaves fewer: a -v note, not a failure.
+   * Opens up to `extra` more channels, one after another, while the transfer goes on over those already open. Each
+   * costs the server an sftp-server start (through the user's login shell) and a few round trips; one at a time
+   * keeps a busy server's load from arriving in one burst, and the transfer never waits for them. A server that
+   * refuses one (MaxSessions) is asked for no more: a -v note, not a failure.
    */
-  adopt(extra: ReadonlyArray<Promise<SFTPWrapper>>, emit: EventSink, where: string): void {
-    if (extra.length === 0) return;
-    let refused = 0;
-    this.opening = Promise.all(
-      extra.map((opening) =>
-        opening.then(
-          (sftp) => {
-            const rfs = new RemoteFs(sftp, this.lost, this.batch);
-            this.open.push(rfs);
-            for (const listener of this.listeners) listener(rfs);
-          },
-          (err: unknown) => {
-            if (!this.stopped && refused++ === 0) emit({ kind: 'debug', message: `${where} refused an extra SFTP channel (${err instanceof Error ? err.message : String(err)}): the server's MaxSessions may be lower; going on with fewer channels` });
-          },
-        ),
-      ),
-    ).then(() => {
+  grow(extra: number, openOne: () => Promise<SFTPWrapper>, emit: EventSink, where: string): void {
+    if (extra <= 0) return;
+    this.opening = (async () => {
+      for (let i = 0; i < extra && !this.stopped; i++) {
+        try {
+          const rfs = new RemoteFs(await openOne(), this.lost, this.batch);
+          if (this.stopped) return;
+          this.open.push(rfs);
+          for (const listener of this.listeners) listener(rfs);
+        } catch (err: unknown) {
+          // Looked at once the turn is over: a lost connection fails the open before it reports itself.
+          await new Promise((resolve) => setImmediate(resolve));
+          if (!this.stopped) emit({ kind: 'debug', message: `${where} refused an extra SFTP channel (${err instanceof Error ? err.message : String(err)}): the server's MaxSessions may be lower; going on with ${this.open.length}` });
+          return;
+        }
+      }
       if (!this.stopped) emit({ kind: 'debug', message: `${this.open.length} SFTP channel${this.open.length === 1 ? '' : 's'} open to ${where}` });
-    });
+    })();
   }
 
   /** The session is closing: channels that fail to open from now on are not reported. */

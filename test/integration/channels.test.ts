@@ -1,0 +1,85 @@
+// Several SFTP channels on the one connection, against a real sshd: a big file spread over them survives a reset,
+// and a server that allows one session per connection just gets one channel.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startFaultProxy, type FaultProxy } from '../../src/harness/fault-proxy.js';
+import { startSshd, type Sshd } from '../../src/harness/sshd.js';
+import type { Report } from '../../src/log/report.js';
+import { baseEnv, runCli, tempDir } from './helpers/cli.js';
+
+let work: string;
+const servers: Sshd[] = [];
+const proxies: FaultProxy[] = [];
+
+const sha = (file: string): string => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+
+function randomFile(name: string, size: number): string {
+  const file = path.join(work, name);
+  const fd = fs.openSync(file, 'w');
+  for (let written = 0; written < size; written += 1 << 20) fs.writeSync(fd, crypto.randomBytes(Math.min(1 << 20, size - written)));
+  fs.closeSync(fd);
+  return file;
+}
+
+const envFor = (sshd: Sshd, port: number): NodeJS.ProcessEnv =>
+  baseEnv({
+    HOME: path.join(work, 'home'),
+    SSH_PRIVATE_KEY: fs.readFileSync(sshd.userKeyPath, 'utf8'),
+    SSH_KNOWN_HOSTS: sshd.knownHostsLines('127.0.0.1', port),
+    SAFE_SCP_STATE_DIR: path.join(work, 'state'),
+    SAFE_SCP_HOST_INTERVAL: '0',
+  });
+
+/** SFTP sessions sshd started for the connections so far. */
+const sftpSessions = (sshd: Sshd): number => sshd.log().split(/subsystem request for sftp/).length - 1;
+
+beforeAll(() => {
+  work = tempDir('channels');
+  fs.mkdirSync(path.join(work, 'home'));
+});
+
+afterAll(async () => {
+  await Promise.all(proxies.map((p) => p.close()));
+  await Promise.all(servers.map((s) => s.stop()));
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+test('a 64 MiB upload spread over 4 channels, reset mid-transfer: the retry leaves the file identical and no temporary file', async () => {
+  // internal-sftp: a channel opens without a login shell (this machine's runs pyenv for seconds under load), so the
+  // extra channels are open well before the reset.
+  const sshd = await startSshd({ internalSftp: true });
+  servers.push(sshd);
+  const proxy = await startFaultProxy({ targetPort: sshd.port, plan: { failFirst: 1, fault: { kind: 'reset', at: 'mid-transfer', afterBytes: 40 * 1024 * 1024 } } });
+  proxies.push(proxy);
+  const src = randomFile('spread.bin', 64 * 1024 * 1024);
+  const dir = path.join(work, 'srv-spread');
+  fs.mkdirSync(dir);
+  const report = path.join(work, 'spread.json');
+  // -l keeps the first attempt going long enough for the extra channels to open before the reset.
+  const result = await runCli(['-v', '-l', '200000', '--retry-delay', '100ms', '--report', report, '-P', String(proxy.port), src, `${sshd.user}@127.0.0.1:${dir}/`], envFor(sshd, proxy.port));
+
+  expect(result.code).toBe(0);
+  expect(proxy.faultsTriggered).toBe(1);
+  expect((JSON.parse(fs.readFileSync(report, 'utf8')) as Report).attempts.map((a) => a.cause)).toEqual(['connection-lost-mid-transfer', null]);
+  expect(result.stderr).toContain('4 SFTP channels open');
+  // One TCP connection per attempt, several SFTP sessions on each.
+  expect(proxy.connections).toBe(2);
+  expect(sftpSessions(sshd)).toBeGreaterThanOrEqual(5);
+  expect(sha(path.join(dir, 'spread.bin'))).toBe(sha(src));
+  expect(fs.readdirSync(dir)).toEqual(['spread.bin']);
+});
+
+test('MaxSessions 1: the extra channels are refused, the copy goes on over one and -v says so', async () => {
+  const sshd = await startSshd({ extraConfig: ['MaxSessions 1'] });
+  servers.push(sshd);
+  const src = randomFile('one-session.bin', 40 * 1024 * 1024);
+  const dir = path.join(work, 'srv-one');
+  fs.mkdirSync(dir);
+  const result = await runCli(['-v', '-P', String(sshd.port), src, `${sshd.user}@127.0.0.1:${dir}/`], envFor(sshd, sshd.port));
+
+  expect(result.code).toBe(0);
+  expect(result.stderr).toMatch(/refused an extra SFTP channel .*going on with 1$/m);
+  expect(sha(path.join(dir, 'one-session.bin'))).toBe(sha(src));
+  expect(fs.readdirSync(dir)).toEqual(['one-session.bin']);
+});
