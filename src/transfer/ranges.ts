@@ -66,4 +66,5 @@ export async function writeSpread(
   const closed = await Promise.allSettled(others.map((o) => o.rfs.close(o.handle, temp)));
   for (const c of closed) if (c.status === 'rejected') failure ??= c.reason;
   if (failure !== undefined) throw failure;
+  state.emit({ kind: 'debug', message: `${temp}: ${count} ranges of ${RANGE / 1024 / 1024} MiB written over ${others.length + 1} SFTP channel${others.length === 0 ? '' : 's'}` });
 }
