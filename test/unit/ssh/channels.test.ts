@@ -1,0 +1,88 @@
+import type { SFTPWrapper } from 'ssh2';
+import { Channels, spread } from '../../../src/ssh/channels.js';
+import type { RemoteFs } from '../../../src/ssh/remote-fs.js';
+import type { SafeScpEvent } from '../../../src/log/events.js';
+
+/** An SFTP stand-in: RemoteFs only reads its limits at construction. */
+const fakeSftp = (): SFTPWrapper => ({}) as unknown as SFTPWrapper;
+const never = new Promise<never>(() => undefined);
+const first = { name: 'first', pending: 0, lastActivity: 0 } as unknown as RemoteFs;
+
+describe('Channels.grow', () => {
+  test('opens the extra channels one after another and tells each listener; a refusal stops it with one note', async () => {
+    const channels = new Channels(first, never);
+    const events: SafeScpEvent[] = [];
+    const seen: RemoteFs[] = [];
+    channels.each((rfs) => seen.push(rfs));
+    let opened = 0;
+    let inFlight = 0;
+    let maxInFlight = 0;
+    channels.grow(3, async () => {
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await new Promise((r) => setTimeout(r, 5));
+      inFlight--;
+      if (++opened === 3) throw new Error('open failed');
+      return fakeSftp();
+    }, (e) => events.push(e), 'web:22');
+    await channels.settled();
+    expect(maxInFlight).toBe(1);
+    expect(channels.all).toHaveLength(3);
+    expect(seen).toHaveLength(3);
+    expect(events.map((e) => (e.kind === 'debug' ? e.message : e.kind))).toEqual([
+      "web:22 refused an extra SFTP channel (open failed): the server's MaxSessions may be lower; going on with 3",
+    ]);
+  });
+
+  test('a session that is closing reports no refusal', async () => {
+    const channels = new Channels(first, never);
+    const events: SafeScpEvent[] = [];
+    channels.grow(2, () => {
+      channels.stop();
+      return Promise.reject(new Error('Received unexpected SFTP session termination'));
+    }, (e) => events.push(e), 'web:22');
+    await channels.settled();
+    expect(events).toEqual([]);
+    expect(channels.all).toHaveLength(1);
+  });
+});
+
+describe('spread', () => {
+  test('every item once, at most perChannel at a time on each channel, channels that open later join in', async () => {
+    const channels = new Channels(first, never);
+    const items = Array.from({ length: 40 }, (_, i) => i);
+    const done: number[] = [];
+    const running = new Map<unknown, number>();
+    let most = 0;
+    let grown = false;
+    await spread(channels, items, () => 3, async (item, rfs) => {
+      running.set(rfs, (running.get(rfs) ?? 0) + 1);
+      most = Math.max(most, running.get(rfs) ?? 0);
+      if (!grown) {
+        grown = true;
+        channels.grow(1, () => Promise.resolve(fakeSftp()), () => undefined, 'web:22');
+      }
+      await new Promise((r) => setTimeout(r, 2));
+      running.set(rfs, (running.get(rfs) ?? 0) - 1);
+      done.push(item);
+    });
+    expect(done.sort((a, b) => a - b)).toEqual(items);
+    expect(most).toBeLessThanOrEqual(3);
+    expect(running.size).toBe(2);
+  });
+
+  test('the first failure is thrown once the work under way has ended, and no new work starts', async () => {
+    const channels = new Channels(first, never);
+    const started: number[] = [];
+    let ended = 0;
+    const run = spread(channels, Array.from({ length: 10 }, (_, i) => i), () => 2, async (item) => {
+      started.push(item);
+      await new Promise((r) => setTimeout(r, item === 0 ? 1 : 10));
+      ended++;
+      if (item === 0) throw new Error('boom');
+    });
+    await expect(run).rejects.toThrow('boom');
+    expect(ended).toBe(started.length);
+    expect(started.length).toBeLessThan(10);
+  });
+});
