@@ -21,7 +21,7 @@ import net from 'node:net';
 import path from 'node:path';
 import ssh2 from 'ssh2';
 import type { Attributes, AuthContext, Connection, FileEntry, ParsedKey, SFTPWrapper } from 'ssh2';
-import { generateEd25519KeyPair } from '../ssh/keygen.js';
+import { generateEd25519KeyPair } from '../src/ssh/keygen.js';
 
 const { Server: SshServer, utils } = ssh2;
 const { STATUS_CODE, OPEN_MODE } = utils.sftp;
