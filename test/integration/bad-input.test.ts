@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { startSilentListener, type TestListener } from '../../harness/listeners.js';
-import { makeUserKey } from '../../harness/sshd.js';
+import { makeUserKey } from '../../harness/sshd-keys.js';
 import { baseEnv, runCli, tempDir, type CliResult } from './helpers/cli.js';
 
 let listener: TestListener;

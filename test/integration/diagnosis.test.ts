@@ -10,7 +10,8 @@ import path from 'node:path';
 import type { FaultPlan } from '../../harness/fault-plan.js';
 import { startFaultProxy, type FaultProxy } from '../../harness/fault-proxy.js';
 import { closedPort, startNonSshListener, startSilentListener, type TestListener } from '../../harness/listeners.js';
-import { makeUserKey, startSshd, type Sshd } from '../../harness/sshd.js';
+import { makeUserKey } from '../../harness/sshd-keys.js';
+import { startSshd, type Sshd } from '../../harness/sshd.js';
 import { baseEnv, runCli, secretLines, tempDir, type CliResult } from './helpers/cli.js';
 import type { Report } from '../../src/log/report.js';
 
