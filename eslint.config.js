@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'coverage/'] },
+  { ignores: ['dist/', 'build/', 'node_modules/', 'coverage/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -14,7 +14,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/cli.ts', 'src/demo/**', 'src/bench/**', 'test/**'],
+    files: ['src/cli.ts', 'demo/**', 'bench/**', 'test/**'],
     rules: { 'no-console': 'off' },
   },
   {

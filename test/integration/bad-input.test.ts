@@ -3,8 +3,8 @@
 // A control run with a good configuration against the same listener shows that the count does see a connection.
 import fs from 'node:fs';
 import path from 'node:path';
-import { startSilentListener, type TestListener } from '../../src/harness/listeners.js';
-import { makeUserKey } from '../../src/harness/sshd.js';
+import { startSilentListener, type TestListener } from '../../harness/listeners.js';
+import { makeUserKey } from '../../harness/sshd-keys.js';
 import { baseEnv, runCli, tempDir, type CliResult } from './helpers/cli.js';
 
 let listener: TestListener;

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startSshd, type Sshd } from '../../src/harness/sshd.js';
+import { startSshd, type Sshd } from '../../harness/sshd.js';
 import { CLI, baseEnv, runCli, tempDir, type CliResult } from './helpers/cli.js';
 
 let sshd: Sshd;

@@ -7,9 +7,11 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { startFaultProxy, type FaultPlan, type FaultProxy } from '../../src/harness/fault-proxy.js';
-import { closedPort, startNonSshListener, startSilentListener, type TestListener } from '../../src/harness/listeners.js';
-import { makeUserKey, startSshd, type Sshd } from '../../src/harness/sshd.js';
+import type { FaultPlan } from '../../harness/fault-plan.js';
+import { startFaultProxy, type FaultProxy } from '../../harness/fault-proxy.js';
+import { closedPort, startNonSshListener, startSilentListener, type TestListener } from '../../harness/listeners.js';
+import { makeUserKey } from '../../harness/sshd-keys.js';
+import { startSshd, type Sshd } from '../../harness/sshd.js';
 import { baseEnv, runCli, secretLines, tempDir, type CliResult } from './helpers/cli.js';
 import type { Report } from '../../src/log/report.js';
 

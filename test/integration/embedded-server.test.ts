@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import ssh2 from 'ssh2';
 import type { Client as SshClient, FileEntryWithStats, SFTPWrapper, Stats as SftpStats } from 'ssh2';
-import { startEmbeddedServer, type EmbeddedServer } from '../../src/demo/embedded-server.js';
+import { startEmbeddedServer, type EmbeddedServer } from '../../demo/embedded-server.js';
 import { generateEd25519KeyPair } from '../../src/ssh/keygen.js';
 
 const { Client } = ssh2;

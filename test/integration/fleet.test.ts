@@ -2,7 +2,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startSshd, type Sshd } from '../../src/harness/sshd.js';
+import { startSshd, type Sshd } from '../../harness/sshd.js';
 import { chrootableDir, sshdEnv, makeTree, runCli, tempDir } from './helpers/cli.js';
 
 let work: string;

@@ -1,7 +1,7 @@
 // Pins what a raw ssh2 Client sees for each fault-proxy fault, so classification tests can rely on the shapes.
 import { readFile } from 'node:fs/promises';
 import { Client } from 'ssh2';
-import { startFaultProxy, startSshd, type FaultSpec, type Sshd } from '../../src/harness/index.js';
+import { startFaultProxy, startSshd, type FaultSpec, type Sshd } from '../../harness/index.js';
 
 let server: Sshd;
 let privateKey: Buffer;

@@ -19,7 +19,7 @@ import {
   type FaultPlan,
   type FaultProxy,
   type Sshd,
-} from '../../src/harness/index.js';
+} from '../../harness/index.js';
 
 interface RunResult {
   code: number | null;

@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startSshd, type Sshd } from '../../src/harness/sshd.js';
+import { startSshd, type Sshd } from '../../harness/sshd.js';
 import { baseEnv, CLI, ROOT, runCli, tempDir } from './helpers/cli.js';
 
 /** Bound of one npm step: the install compiles ssh2's and cpu-features' bindings. */

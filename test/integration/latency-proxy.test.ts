@@ -2,7 +2,7 @@
 // ways, a full buffer pauses the sender without losing anything, and connections close cleanly (FIN both ways).
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { startLatencyProxy, type LatencyProxy } from '../../src/harness/index.js';
+import { startLatencyProxy, type LatencyProxy } from '../../harness/index.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 

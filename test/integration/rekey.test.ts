@@ -4,7 +4,7 @@ import crypto from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startSshd, type Sshd } from '../../src/harness/sshd.js';
+import { startSshd, type Sshd } from '../../harness/sshd.js';
 import type { Report } from '../../src/log/report.js';
 import { makeTree, runCli, sshdEnv, tempDir, type CliResult } from './helpers/cli.js';
 

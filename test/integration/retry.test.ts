@@ -3,8 +3,9 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startFaultProxy, type FaultPlan, type FaultProxy } from '../../src/harness/fault-proxy.js';
-import { startSshd, type Sshd } from '../../src/harness/sshd.js';
+import type { FaultPlan } from '../../harness/fault-plan.js';
+import { startFaultProxy, type FaultProxy } from '../../harness/fault-proxy.js';
+import { startSshd, type Sshd } from '../../harness/sshd.js';
 import { backoffDelay } from '../../src/retry.js';
 import { baseEnv, runCli, startCli, tempDir, type CliResult } from './helpers/cli.js';
 import type { Report } from '../../src/log/report.js';

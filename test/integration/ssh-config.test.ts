@@ -1,7 +1,7 @@
 // ~/.ssh/config, -F and default identities, end to end: the built CLI against real sshd instances on loopback.
 import fs from 'node:fs';
 import path from 'node:path';
-import { startSshd, type Sshd } from '../../src/harness/sshd.js';
+import { startSshd, type Sshd } from '../../harness/sshd.js';
 import { baseEnv, runCli, tempDir } from './helpers/cli.js';
 
 let work: string;

@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startSshd, type Sshd } from '../../src/harness/sshd.js';
+import { startSshd, type Sshd } from '../../harness/sshd.js';
 import { baseEnv, runCli, tempDir, type CliResult } from './helpers/cli.js';
 
 const SECRET = `leaked-secret-${process.pid}-${Date.now()}`;

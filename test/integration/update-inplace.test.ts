@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startSshd, type Sshd } from '../../src/harness/sshd.js';
+import { startSshd, type Sshd } from '../../harness/sshd.js';
 import type { Report } from '../../src/log/report.js';
 import { baseEnv, runCli, tempDir } from './helpers/cli.js';
 

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 
 import { parseKnownHosts, lookupHost, type KnownHostsEntry } from '../../../src/hostkeys/known-hosts.js';
 import { knownHostsName } from '../../../src/hostkeys/pattern.js';
-import { mulberry32 } from '../../../src/harness/fault-proxy.js';
+import { mulberry32 } from '../../../harness/fault-plan.js';
 import {
   generateKey,
   makeTempDir,

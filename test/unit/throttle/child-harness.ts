@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import ts from 'typescript';
-import { maxOverlap as maxIntervalOverlap } from '../../../src/harness/fault-proxy.js';
+import { maxOverlap as maxIntervalOverlap } from '../../../harness/fault-records.js';
 
 const SRC = path.resolve('src/throttle');
 

@@ -1,14 +1,15 @@
 // Runs a private, throwaway OpenSSH sshd (foreground, logging to stderr) on loopback for integration tests.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
+// Keys: sshd-keys.ts; the running process (log, readiness, termination): sshd-process.ts.
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from './listeners.js';
-import { descendantsOf, isProcessAlive, signalPid, type ProcStat } from './procs.js';
+import { descendantsOf } from './procs.js';
+import { hostKeyFromFile, makeUserKey, type HostKeyInfo, type KeyType, type UserKey } from './sshd-keys.js';
+import { BindFailure, RunningSshd, sleep, type AuthEvent } from './sshd-process.js';
 
-export type KeyType = 'ed25519' | 'ecdsa' | 'rsa';
 export type SshdLogLevel = 'QUIET' | 'FATAL' | 'ERROR' | 'INFO' | 'VERBOSE' | 'DEBUG' | 'DEBUG1' | 'DEBUG2' | 'DEBUG3';
 
 export interface SshdOptions {
@@ -46,38 +47,6 @@ export interface SshdOptions {
   startAttempts?: number;
   sshdPath?: string;
   sftpServerPath?: string;
-}
-
-export interface HostKeyInfo {
-  /** Key algorithm as in known_hosts / the SSH wire, e.g. 'ssh-ed25519', 'ecdsa-sha2-nistp256', 'ssh-rsa'. */
-  type: string;
-  /** The ssh-keygen type it was made with ('ed25519' | 'ecdsa' | 'rsa'), or the wire type for hostKeyFiles. */
-  keygenType: string;
-  /** Private key path (the public key is `${path}.pub`). */
-  path: string;
-  /** `TYPE BASE64` (no comment). */
-  publicLine: string;
-  /** OpenSSH-style `SHA256:...` (no padding), equal to `ssh-keygen -lf`. */
-  fingerprint: string;
-}
-
-export interface UserKey {
-  type: KeyType;
-  path: string;
-  publicPath: string;
-  /** `TYPE BASE64 COMMENT` as in the .pub file, without newline. */
-  publicLine: string;
-  fingerprint: string;
-}
-
-export interface AuthEvent {
-  /** The client port sshd saw (the proxy's upstream local port when connecting through the fault proxy). */
-  clientPort: number;
-  clientAddress: string;
-  user: string;
-  method: string;
-  /** Date.now() when the log line arrived (with `-e` sshd's lines carry no timestamp). */
-  at: number;
 }
 
 export interface Sshd {
@@ -122,64 +91,6 @@ const SSHD = '/usr/sbin/sshd';
 const SFTP_SERVER = '/usr/lib/openssh/sftp-server';
 const SETPRIV = '/usr/bin/setpriv';
 const PRIVSEP_DIR = '/run/sshd';
-
-function execFileText(file: string, args: string[], timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(file, args, { timeout: timeoutMs, encoding: 'utf8' }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`${file} ${args.join(' ')} failed: ${error.message} ${stderr}`.trim()));
-      else resolve(stdout);
-    });
-  });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Waits for `promise` at most `ms`; the timer is cleared either way so nothing keeps the process alive. */
-async function within(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
-  clearTimeout(timer);
-}
-
-/** OpenSSH SHA256 fingerprint of a public key line (`TYPE BASE64 [comment]`). */
-export function fingerprintOf(publicLine: string): string {
-  const b64 = publicLine.trim().split(/\s+/)[1];
-  if (b64 === undefined) throw new Error(`not a public key line: ${publicLine}`);
-  const blob = Buffer.from(b64, 'base64');
-  return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
-}
-
-function keygenArgs(type: KeyType, rsaBits: number): string[] {
-  if (type === 'rsa') return ['-t', 'rsa', '-b', String(rsaBits)];
-  if (type === 'ecdsa') return ['-t', 'ecdsa', '-b', '256'];
-  return ['-t', 'ed25519'];
-}
-
-/** Generates a key pair with ssh-keygen at `dir/name` (default `id_TYPE`); empty passphrase unless given. */
-export async function makeUserKey(
-  dir: string,
-  type: KeyType = 'ed25519',
-  passphrase = '',
-  options: { name?: string; rsaBits?: number; comment?: string } = {},
-): Promise<UserKey> {
-  const keyPath = path.join(dir, options.name ?? `id_${type}`);
-  await execFileText(
-    'ssh-keygen',
-    ['-q', ...keygenArgs(type, options.rsaBits ?? 2048), '-N', passphrase, '-C', options.comment ?? 'safe-scp-test', '-f', keyPath],
-    30_000,
-  );
-  const publicLine = (await readFile(`${keyPath}.pub`, 'utf8')).trim();
-  return { type, path: keyPath, publicPath: `${keyPath}.pub`, publicLine, fingerprint: fingerprintOf(publicLine) };
-}
-
-async function hostKeyFromFile(keyPath: string, keygenType: string): Promise<HostKeyInfo> {
-  const [type, b64] = (await readFile(`${keyPath}.pub`, 'utf8')).trim().split(/\s+/);
-  if (type === undefined || b64 === undefined) throw new Error(`bad public key file ${keyPath}.pub`);
-  const publicLine = `${type} ${b64}`;
-  return { type, keygenType, path: keyPath, publicLine, fingerprint: fingerprintOf(publicLine) };
-}
 
 function knownHostsHost(host: string, port: number): string {
   if (port === 22 && !host.includes(':')) return host;
@@ -229,144 +140,6 @@ function renderConfig(input: ConfigInput): string {
   return `${lines.join('\n')}\n`;
 }
 
-class BindFailure extends Error {}
-
-/** Parses 'Accepted publickey for root from 127.0.0.1 port 47708 ssh2: ...'. */
-const ACCEPTED = /^Accepted (\S+) for (\S+) from (\S+) port (\d+)\b/;
-const LISTENING = /^Server listening on /;
-const BIND_FAILED = /^Bind to port \d+ on \S+ failed|^Cannot bind any address/;
-
-class RunningSshd {
-  readonly lines: string[] = [];
-  readonly authEvents: AuthEvent[] = [];
-  private partial = '';
-  private waiters: Array<{ regex: RegExp; done: (line: string) => void }> = [];
-  exited = false;
-  exitInfo = '';
-  readonly exitPromise: Promise<void>;
-
-  constructor(readonly child: ChildProcess) {
-    child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (chunk: string) => this.onData(chunk));
-    child.stderr?.on('error', () => undefined);
-    this.exitPromise = new Promise<void>((resolve) => {
-      child.once('exit', (code, signal) => {
-        this.exited = true;
-        this.exitInfo = signal === null ? `exit code ${String(code)}` : `signal ${signal}`;
-        resolve();
-      });
-      child.once('error', (error) => {
-        this.exited = true;
-        this.exitInfo = `spawn error: ${error.message}`;
-        resolve();
-      });
-    });
-  }
-
-  private onData(chunk: string): void {
-    const text = this.partial + chunk;
-    const parts = text.split('\n');
-    this.partial = parts.pop() ?? '';
-    for (const raw of parts) this.onLine(raw.replace(/\r$/, ''));
-  }
-
-  private onLine(line: string): void {
-    this.lines.push(line);
-    const accepted = ACCEPTED.exec(line);
-    if (accepted) {
-      this.authEvents.push({
-        method: accepted[1] ?? '',
-        user: accepted[2] ?? '',
-        clientAddress: accepted[3] ?? '',
-        clientPort: Number(accepted[4]),
-        at: Date.now(),
-      });
-    }
-    if (this.waiters.length > 0) {
-      const pending = this.waiters;
-      this.waiters = [];
-      for (const waiter of pending) {
-        if (waiter.regex.test(line)) waiter.done(line);
-        else this.waiters.push(waiter);
-      }
-    }
-  }
-
-  log(): string {
-    return this.lines.join('\n') + (this.lines.length > 0 ? '\n' : '') + this.partial;
-  }
-
-  waitForLog(regex: RegExp, timeoutMs: number, sinceLine: number): Promise<string> {
-    const plain = new RegExp(regex.source, regex.flags.replace(/[gy]/g, ''));
-    const existing = this.lines.slice(Math.max(0, sinceLine)).find((line) => plain.test(line));
-    if (existing !== undefined) return Promise.resolve(existing);
-    return new Promise<string>((resolve, reject) => {
-      const waiter = {
-        regex: plain,
-        done: (line: string) => {
-          clearTimeout(timer);
-          resolve(line);
-        },
-      };
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== waiter);
-        reject(new Error(`sshd log did not show ${String(regex)} within ${timeoutMs} ms; log tail:\n${this.tail()}`));
-      }, timeoutMs);
-      this.waiters.push(waiter);
-    });
-  }
-
-  tail(count = 20): string {
-    return this.lines.slice(-count).join('\n');
-  }
-
-  /** Resolves when `expected` 'Server listening on' lines arrived; rejects on exit, bind failure or timeout. */
-  async ready(expected: number, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    // Bounded poll on already-parsed lines (never a TCP probe: that would take a MaxStartups slot).
-    for (let i = 0; i < Math.ceil(timeoutMs / 20) + 1; i++) {
-      if (this.lines.some((line) => BIND_FAILED.test(line))) throw new BindFailure(this.tail());
-      if (this.lines.filter((line) => LISTENING.test(line)).length >= expected) return;
-      if (this.exited) throw new Error(`sshd exited before it was ready (${this.exitInfo}):\n${this.tail()}`);
-      if (Date.now() >= deadline) break;
-      await sleep(20);
-    }
-    throw new Error(`sshd was not ready within ${timeoutMs} ms:\n${this.tail()}`);
-  }
-
-  /**
-   * Ends the listener and everything it forked, by PID, bounded in time. The whole tree is frozen first
-   * (SIGSTOP, top-down: a stopped process cannot fork), then the per-connection children are SIGKILLed while
-   * frozen: with SIGTERM, sshd's handlers only set a flag and a session child could still fork the user's
-   * command, which would escape as an orphan. The listener gets SIGTERM (its loop exits on the flag).
-   */
-  async terminate(): Promise<void> {
-    const pid = this.child.pid;
-    if (pid === undefined || this.exited) return;
-    signalPid(pid, 'SIGSTOP');
-    const frozen = new Map<number, ProcStat>();
-    for (let round = 0; round < 20; round++) {
-      const fresh = descendantsOf(pid).filter((proc) => !frozen.has(proc.pid));
-      if (fresh.length === 0) break;
-      for (const proc of fresh) {
-        signalPid(proc.pid, 'SIGSTOP');
-        frozen.set(proc.pid, proc);
-      }
-      await sleep(5);
-    }
-    const tree = [...frozen.values()];
-    for (const proc of tree) if (isProcessAlive(proc.pid, proc.startTime)) signalPid(proc.pid, 'SIGKILL');
-    signalPid(pid, 'SIGTERM');
-    signalPid(pid, 'SIGCONT');
-    const alive = (): ProcStat[] => tree.filter((proc) => isProcessAlive(proc.pid, proc.startTime));
-    for (let i = 0; i < 100 && alive().length > 0; i++) await sleep(20);
-    await within(this.exitPromise, 5000);
-    if (!this.exited) {
-      signalPid(pid, 'SIGKILL');
-      await within(this.exitPromise, 2000);
-    }
-  }
-}
 
 /** Debian's sshd refuses to start as root without its privilege-separation directory. */
 async function ensurePrivsepDir(): Promise<void> {

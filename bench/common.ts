@@ -6,7 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+/** The repository: this module runs as build/bench/common.js (npm run build:tools). */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The product's bin, as a user runs it (npm run build). */
 export const CLI = path.join(ROOT, 'dist', 'safe-scp.mjs');
 export const MB = 1e6;
 

@@ -4,11 +4,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { generateEd25519KeyPair } from '../ssh/keygen.js';
+import { generateEd25519KeyPair } from '../src/ssh/keygen.js';
 import { startFaultProxy } from '../harness/fault-proxy.js';
 import { startEmbeddedServer } from './embedded-server.js';
 
-const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'safe-scp.mjs');
+/** The product's bin, as a user runs it: this module runs as build/demo/main.js, the bin is dist/safe-scp.mjs. */
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'safe-scp.mjs');
 
 function write(file: string, text: string): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });

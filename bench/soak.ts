@@ -8,11 +8,9 @@ import { createHash, randomBytes, randomInt } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startFaultProxy, type FaultProxy } from '../harness/fault-proxy.js';
 import { startSshd, type Sshd } from '../harness/sshd.js';
-
-const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'safe-scp.mjs');
+import { CLI } from './common.js';
 
 function envInt(name: string, fallback: number, min: number, max: number): number {
   const raw = process.env[name];
