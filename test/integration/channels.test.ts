@@ -3,8 +3,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startFaultProxy, type FaultProxy } from '../../src/harness/fault-proxy.js';
-import { startSshd, type Sshd } from '../../src/harness/sshd.js';
+import { startFaultProxy, type FaultProxy } from '../../harness/fault-proxy.js';
+import { startSshd, type Sshd } from '../../harness/sshd.js';
 import type { Report } from '../../src/log/report.js';
 import { baseEnv, runCli, tempDir } from './helpers/cli.js';
 
