@@ -190,11 +190,13 @@ async function uploadFile(rfs: RemoteFs, job: Job, context: FileContext): Promis
   try {
     let st: RemoteStats;
     if (local.data && oneWrite) {
-      // One write: open, then write + attributes + fstat + close in one go (RemoteFs.putSmall); the mode goes with
-      // the attributes, so that a server umask that narrowed it costs no request of its own.
+      // One write: open, then write + attributes + fstat + close in one go (RemoteFs.putSmall). A mode with group or
+      // other write bits goes with the attributes (sftp-server's usual umask 022 would narrow it and cost a request
+      // of its own after the size check); any other narrowing is set right after it.
       state.checkAborted();
       if (state.limiter.active) await state.limiter.take(item.size);
-      st = await rfs.putSmall(temp, local.data, mode, options.inplace && existing ? attrs : { mode, ...attrs }, flags);
+      const withMode = (mode & 0o022) !== 0 && !(options.inplace && existing) ? { mode, ...attrs } : attrs;
+      st = await rfs.putSmall(temp, local.data, mode, withMode, flags);
       state.progress(item.size);
     } else {
       handle = await rfs.open(temp, flags, mode);
