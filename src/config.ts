@@ -32,6 +32,8 @@ export interface ResolvedConfig {
   readonly inplace: boolean;
   /** SFTP channels to open on the one connection (files and big files' ranges are spread over them). */
   readonly channels: number;
+  /** --channels was given: open that many even on a short round trip. */
+  readonly channelsForced: boolean;
   readonly quiet: boolean;
   readonly verbose: boolean;
   readonly identityFiles: readonly string[];
@@ -204,6 +206,7 @@ export function resolveConfig(raw: RawOptions, env: Env): ResolvedConfig {
     update: raw.update ?? false,
     inplace: raw.inplace ?? false,
     channels: optionValue('channels', raw.channels),
+    channelsForced: raw.channels !== undefined && String(raw.channels).trim() !== '',
     quiet: raw.quiet ?? level === 'quiet',
     verbose: raw.verbose ?? level === 'verbose',
     identityFiles: firstHost.identityFiles ?? [],

@@ -48,7 +48,8 @@ export const OPTIONS = [
     name: 'channels',
     value: int(1, 16),
     default: 4,
-    describe: "SFTP channels on the one connection: files and a big file's ranges are spread over them (a server with a lower MaxSessions gets fewer)",
+    describe:
+      "SFTP channels on the one connection: files and a big file's ranges are spread over them; by default only when the round trip is 5 ms or more (a server with a lower MaxSessions gets fewer)",
   },
   {
     name: 'staged',

@@ -96,7 +96,7 @@ export async function copyToHost(
     onTrace(targetTrace);
     const through = sock;
     return throttled(target, targetTrace, (onAuthenticated) =>
-      openSession({ ...common, ...prepared.credentials(target), target, channels: prepared.channels, onAuthenticated, ...(through ? { sock: through } : {}) }, targetTrace),
+      openSession({ ...common, ...prepared.credentials(target), target, channels: prepared.channels, channelsForced: config.channelsForced, onAuthenticated, ...(through ? { sock: through } : {}) }, targetTrace),
     );
   };
 

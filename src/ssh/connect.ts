@@ -9,7 +9,7 @@ import { hostKeyAlgorithms, type HostKeyPins } from '../hostkeys/policy.js';
 import { hostVerifier } from '../hostkeys/verifier.js';
 import type { EventSink } from '../log/events.js';
 import type { Identity } from './key.js';
-import { Channels, openSftp } from './channels.js';
+import { Channels, MIN_RTT_MS, openSftp } from './channels.js';
 import { writeBatcher } from './write-batch.js';
 import { RemoteFs } from './remote-fs.js';
 import { abortPromise, resolveAddress, tapBanner, tcpConnect } from './socket.js';
@@ -40,6 +40,8 @@ export interface ConnectOptions {
   readonly emit: EventSink;
   /** SFTP channels to open (default 1): the session resolves with the first, the others join as they open. */
   readonly channels?: number;
+  /** The channels were asked for explicitly: opened even when the round trip is too short for them to help. */
+  readonly channelsForced?: boolean;
   /** Called once authentication completes (the host throttle slot is released then). */
   readonly onAuthenticated?: () => void;
 }
@@ -220,7 +222,8 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
         const channels = new Channels(fs, lost, batch);
         // The extra channels are asked for once the first is open, and join while it transfers: started beside it,
         // their server-side starts (a login shell each) slowed the first one down.
-        channels.grow((options.channels ?? 1) - 1, () => openSftp(client), options.emit, `${target.host}:${target.port}`);
+        // Asked for explicitly (--channels), they open whatever the round trip.
+        channels.grow((options.channels ?? 1) - 1, () => openSftp(client), options.emit, `${target.host}:${target.port}`, options.channelsForced ? 0 : MIN_RTT_MS);
         resolve({
           ...connected,
           fs,

@@ -54,7 +54,8 @@ test('a 64 MiB upload spread over 4 channels, reset mid-transfer: the retry leav
   fs.mkdirSync(dir);
   const report = path.join(work, 'spread.json');
   // -l keeps the first attempt going long enough for the extra channels to open before the reset.
-  const result = await runCli(['-v', '-l', '200000', '--retry-delay', '100ms', '--report', report, '-P', String(proxy.port), src, `${sshd.user}@127.0.0.1:${dir}/`], envFor(sshd, proxy.port));
+  // --channels given: opened whatever the round trip (loopback's is too short for the default to open them).
+  const result = await runCli(['-v', '--channels', '4', '-l', '200000', '--retry-delay', '100ms', '--report', report, '-P', String(proxy.port), src, `${sshd.user}@127.0.0.1:${dir}/`], envFor(sshd, proxy.port));
 
   expect(result.code).toBe(0);
   expect(proxy.faultsTriggered).toBe(1);
@@ -67,13 +68,26 @@ test('a 64 MiB upload spread over 4 channels, reset mid-transfer: the retry leav
   expect(fs.readdirSync(dir)).toEqual(['spread.bin']);
 });
 
+test('by default, a loopback round trip opens no extra channel, and -v says why', async () => {
+  const sshd = await startSshd({ internalSftp: true });
+  servers.push(sshd);
+  const src = randomFile('near.bin', 20 * 1024 * 1024);
+  const dir = path.join(work, 'srv-near');
+  fs.mkdirSync(dir);
+  const result = await runCli(['-v', '-P', String(sshd.port), src, `${sshd.user}@127.0.0.1:${dir}/`], envFor(sshd, sshd.port));
+  expect(result.code).toBe(0);
+  expect(result.stderr).toMatch(/round trip to 127\.0\.0\.1:\d+ \d ms: one channel's window .* no extra SFTP channels/);
+  expect(result.stderr).toMatch(/3 ranges of 8 MiB written over 1 SFTP channel$/m);
+  expect(sha(path.join(dir, 'near.bin'))).toBe(sha(src));
+});
+
 test('MaxSessions 1: the extra channels are refused, the copy goes on over one and -v says so', async () => {
   const sshd = await startSshd({ extraConfig: ['MaxSessions 1'] });
   servers.push(sshd);
   const src = randomFile('one-session.bin', 40 * 1024 * 1024);
   const dir = path.join(work, 'srv-one');
   fs.mkdirSync(dir);
-  const result = await runCli(['-v', '-P', String(sshd.port), src, `${sshd.user}@127.0.0.1:${dir}/`], envFor(sshd, sshd.port));
+  const result = await runCli(['-v', '--channels', '4', '-P', String(sshd.port), src, `${sshd.user}@127.0.0.1:${dir}/`], envFor(sshd, sshd.port));
 
   expect(result.code).toBe(0);
   expect(result.stderr).toMatch(/refused an extra SFTP channel .*going on with 1$/m);

@@ -24,7 +24,7 @@ describe('Channels.grow', () => {
       inFlight--;
       if (++opened === 3) throw new Error('open failed');
       return fakeSftp();
-    }, (e) => events.push(e), 'web:22');
+    }, (e) => events.push(e), 'web:22', 0);
     await channels.settled();
     expect(maxInFlight).toBe(1);
     expect(channels.all).toHaveLength(3);
@@ -40,11 +40,26 @@ describe('Channels.grow', () => {
     channels.grow(2, () => {
       channels.stop();
       return Promise.reject(new Error('Received unexpected SFTP session termination'));
-    }, (e) => events.push(e), 'web:22');
+    }, (e) => events.push(e), 'web:22', 0);
     await channels.settled();
     expect(events).toEqual([]);
     expect(channels.all).toHaveLength(1);
   });
+});
+
+test('a short round trip opens no extra channel, and says why', async () => {
+  const fast = { ...first, realpath: () => Promise.resolve('/') } as unknown as RemoteFs;
+  const channels = new Channels(fast, never);
+  const events: SafeScpEvent[] = [];
+  let asked = 0;
+  channels.grow(3, () => {
+    asked++;
+    return Promise.resolve(fakeSftp());
+  }, (e) => events.push(e), 'web:22');
+  await channels.settled();
+  expect(asked).toBe(0);
+  expect(channels.all).toHaveLength(1);
+  expect(events.map((e) => (e.kind === 'debug' ? e.message : ''))[0]).toMatch(/^round trip to web:22 \d+ ms: one channel's window/);
 });
 
 describe('spread', () => {
@@ -60,7 +75,7 @@ describe('spread', () => {
       most = Math.max(most, running.get(rfs) ?? 0);
       if (!grown) {
         grown = true;
-        channels.grow(1, () => Promise.resolve(fakeSftp()), () => undefined, 'web:22');
+        channels.grow(1, () => Promise.resolve(fakeSftp()), () => undefined, 'web:22', 0);
       }
       await new Promise((r) => setTimeout(r, 2));
       running.set(rfs, (running.get(rfs) ?? 0) - 1);
