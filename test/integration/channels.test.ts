@@ -6,7 +6,7 @@ import path from 'node:path';
 import { startFaultProxy, type FaultProxy } from '../../harness/fault-proxy.js';
 import { startSshd, type Sshd } from '../../harness/sshd.js';
 import type { Report } from '../../src/log/report.js';
-import { baseEnv, runCli, tempDir } from './helpers/cli.js';
+import { runCli, sshdEnv, tempDir, writeRandomFile } from './helpers/cli.js';
 
 let work: string;
 const servers: Sshd[] = [];
@@ -14,22 +14,8 @@ const proxies: FaultProxy[] = [];
 
 const sha = (file: string): string => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
-function randomFile(name: string, size: number): string {
-  const file = path.join(work, name);
-  const fd = fs.openSync(file, 'w');
-  for (let written = 0; written < size; written += 1 << 20) fs.writeSync(fd, crypto.randomBytes(Math.min(1 << 20, size - written)));
-  fs.closeSync(fd);
-  return file;
-}
-
-const envFor = (sshd: Sshd, port: number): NodeJS.ProcessEnv =>
-  baseEnv({
-    HOME: path.join(work, 'home'),
-    SSH_PRIVATE_KEY: fs.readFileSync(sshd.userKeyPath, 'utf8'),
-    SSH_KNOWN_HOSTS: sshd.knownHostsLines('127.0.0.1', port),
-    SAFE_SCP_STATE_DIR: path.join(work, 'state'),
-    SAFE_SCP_HOST_INTERVAL: '0',
-  });
+const randomFile = (name: string, size: number): string => writeRandomFile(path.join(work, name), size);
+const envFor = (sshd: Sshd, port: number): NodeJS.ProcessEnv => sshdEnv(sshd.userKeyPath, sshd.knownHostsLines('127.0.0.1', port), path.join(work, 'home'));
 
 beforeAll(() => {
   work = tempDir('channels');

@@ -7,7 +7,7 @@ import type { FaultPlan } from '../../harness/fault-plan.js';
 import { startFaultProxy, type FaultProxy } from '../../harness/fault-proxy.js';
 import { startSshd, type Sshd } from '../../harness/sshd.js';
 import { backoffDelay } from '../../src/retry.js';
-import { baseEnv, runCli, startCli, tempDir, type CliResult } from './helpers/cli.js';
+import { baseEnv, runCli, startCli, tempDir, writeRandomFile, type CliResult } from './helpers/cli.js';
 import type { Report } from '../../src/log/report.js';
 
 
@@ -24,11 +24,7 @@ const tempBytes = (dir: string): number => temps(dir).reduce((sum, n) => sum + (
 
 /** A file of `size` random bytes under the work dir (written in 1 MiB pieces). */
 function randomFile(name: string, size: number): string {
-  const file = path.join(work, name);
-  const fd = fs.openSync(file, 'w');
-  for (let written = 0; written < size; written += 1 << 20) fs.writeSync(fd, crypto.randomBytes(Math.min(1 << 20, size - written)));
-  fs.closeSync(fd);
-  return file;
+  return writeRandomFile(path.join(work, name), size);
 }
 
 /** A fresh, empty remote directory (the server is on this machine, so it is also a local path). */

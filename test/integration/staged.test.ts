@@ -6,7 +6,7 @@ import path from 'node:path';
 import { startFaultProxy, type FaultProxy } from '../../harness/fault-proxy.js';
 import { startSshd, type Sshd } from '../../harness/sshd.js';
 import type { Report } from '../../src/log/report.js';
-import { baseEnv, runCli, tempDir } from './helpers/cli.js';
+import { runCli, sshdEnv, tempDir } from './helpers/cli.js';
 
 const FILES = 2000;
 const DIRS = 200;
@@ -41,12 +41,7 @@ beforeAll(async () => {
   work = tempDir('staged');
   const home = path.join(work, 'home');
   fs.mkdirSync(home);
-  env = baseEnv({
-    HOME: home,
-    SSH_PRIVATE_KEY: fs.readFileSync(sshd.userKeyPath, 'utf8'),
-    SAFE_SCP_STATE_DIR: path.join(work, 'state'),
-    SAFE_SCP_HOST_INTERVAL: '0',
-  });
+  env = sshdEnv(sshd.userKeyPath, '', home);
 });
 
 afterAll(async () => {

@@ -101,6 +101,14 @@ export function makeTree(root: string, size = 4096): { dirs: number; files: numb
   return { dirs, files };
 }
 
+/** A file of `size` random bytes at `file` (written in 1 MiB pieces); returns its path. */
+export function writeRandomFile(file: string, size: number): string {
+  const fd = fs.openSync(file, 'w');
+  for (let written = 0; written < size; written += 1 << 20) fs.writeSync(fd, crypto.randomBytes(Math.min(1 << 20, size - written)));
+  fs.closeSync(fd);
+  return file;
+}
+
 /** Lines of a private key file long enough to identify it if they leaked into output. */
 export function secretLines(keyText: string): string[] {
   return keyText.split('\n').filter((l) => l.length > 20 && !l.startsWith('-----'));
