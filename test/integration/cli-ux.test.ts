@@ -4,7 +4,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startSshd, type Sshd } from '../../harness/sshd.js';
-import { CLI, baseEnv, runCli, tempDir, type CliResult } from './helpers/cli.js';
+import { CLI, runCli, sshdEnv, tempDir, type CliResult } from './helpers/cli.js';
 
 let sshd: Sshd;
 let work: string;
@@ -45,15 +45,7 @@ beforeAll(async () => {
   work = tempDir('cliux');
   const home = path.join(work, 'home');
   fs.mkdirSync(home);
-  env = baseEnv({
-    HOME: home,
-    SSH_PRIVATE_KEY: fs.readFileSync(sshd.userKeyPath, 'utf8'),
-    SSH_KNOWN_HOSTS: sshd.knownHostsLines(),
-    SAFE_SCP_PORT: String(sshd.port),
-    SAFE_SCP_STATE_DIR: path.join(work, 'state'),
-    SAFE_SCP_HOST_INTERVAL: '0',
-    SAFE_SCP_RETRY_DELAY: '100ms',
-  });
+  env = sshdEnv(sshd.userKeyPath, sshd.knownHostsLines(), home, { SAFE_SCP_PORT: String(sshd.port) });
 });
 
 afterAll(async () => {

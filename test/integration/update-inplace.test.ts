@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startSshd, type Sshd } from '../../harness/sshd.js';
 import type { Report } from '../../src/log/report.js';
-import { baseEnv, runCli, tempDir } from './helpers/cli.js';
+import { runCli, sshdEnv, tempDir } from './helpers/cli.js';
 
 let sshd: Sshd;
 let work: string;
@@ -19,13 +19,7 @@ beforeAll(async () => {
   work = tempDir('update-inplace');
   const home = path.join(work, 'home');
   fs.mkdirSync(home);
-  env = baseEnv({
-    HOME: home,
-    SSH_PRIVATE_KEY: fs.readFileSync(sshd.userKeyPath, 'utf8'),
-    SSH_KNOWN_HOSTS: sshd.knownHostsLines('127.0.0.1', sshd.port),
-    SAFE_SCP_STATE_DIR: path.join(work, 'state'),
-    SAFE_SCP_HOST_INTERVAL: '0',
-  });
+  env = sshdEnv(sshd.userKeyPath, sshd.knownHostsLines('127.0.0.1', sshd.port), home);
 });
 
 afterAll(async () => {
