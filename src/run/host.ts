@@ -134,7 +134,7 @@ export async function copyToHost(
         serverVersion: trace.serverVersion ?? '',
         hostKey: trace.hostKey ?? { type: '', fingerprint: '' },
         ...(trace.algorithms?.['cipher'] ? { cipher: trace.algorithms['cipher'] } : {}),
-        ...(trace.algorithms?.['crypto'] ? { nativeCrypto: trace.algorithms['crypto'] === 'native' } : {}),
+        ...(trace.algorithms?.['crypto'] === 'native' || trace.algorithms?.['crypto'] === 'javascript' ? { nativeCrypto: trace.algorithms['crypto'] === 'native' } : {}),
       });
       await transferWithWatchdog(session, tunnels, config, prepared, state, signal);
       lastEvidence = evidence();

@@ -1,7 +1,6 @@
 // Opens one SSH connection with an SFTP channel, recording what each phase saw for the diagnosis.
 import type { Duplex } from 'node:stream';
 import { Client, type ConnectConfig } from 'ssh2';
-import ssh2Crypto from 'ssh2/lib/protocol/crypto.js';
 import { classifyConnectFailure, classifyForwardFailure, connectionLost, type ConnectTrace } from '../classify.js';
 import type { HostTarget } from '../config.js';
 import { SafeScpError } from '../errors.js';
@@ -12,6 +11,7 @@ import type { Identity } from './key.js';
 import { Channels, MIN_RTT_MS, openSftp } from './channels.js';
 import { writeBatcher } from './write-batch.js';
 import { RemoteFs } from './remote-fs.js';
+import { cryptoKind } from './ssh2-internals.js';
 import { abortPromise, resolveAddress, tapBanner, tcpConnect } from './socket.js';
 
 /** Ciphers in order of speed on AES-NI machines (faults-and-perf.md 3: gcm beats chacha20 by ~40%). */
@@ -187,7 +187,7 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
         hostKey: negotiated.serverHostKey,
         cipher: negotiated.cs.cipher,
         mac: negotiated.cs.mac,
-        crypto: ssh2Crypto.bindingAvailable ? 'native' : 'javascript',
+        crypto: cryptoKind(),
       };
     });
     const connected = {

@@ -2,6 +2,7 @@
 import type { Attributes, FileEntry, SFTPWrapper, Stats } from 'ssh2';
 import { classifySftpError, type RemoteSpace } from '../classify.js';
 import { SafeScpError } from '../errors.js';
+import { sftpLimits } from './ssh2-internals.js';
 import type { WriteBatch } from './write-batch.js';
 
 export type RemoteStats = Stats;
@@ -38,10 +39,12 @@ export class RemoteFs {
     /** Batches this turn's packets into one socket write (write-batch.ts). */
     private readonly batch: WriteBatch = () => undefined,
   ) {
-    const limits = sftp as unknown as { _maxWriteLen?: number; _maxReadLen?: number; maxOpenHandles?: number };
-    this.maxWriteLength = limits._maxWriteLen ?? 32768;
-    this.maxReadLength = limits._maxReadLen ?? 32768;
-    this.maxOpenHandles = typeof limits.maxOpenHandles === 'number' && limits.maxOpenHandles > 0 ? limits.maxOpenHandles : undefined;
+    const limits = sftpLimits(sftp);
+    this.maxWriteLength = limits.write;
+    this.maxReadLength = limits.read;
+    // A public field (no underscore) ssh2 sets from limits@openssh.com; its type declarations leave it out.
+    const handles = (sftp as unknown as { maxOpenHandles?: unknown }).maxOpenHandles;
+    this.maxOpenHandles = typeof handles === 'number' && handles > 0 ? handles : undefined;
     // One subscription, not a Promise.race per request: a race against a promise that stays pending
     // leaves a reaction on it for every request, which piles up over thousands of writes.
     lost.catch((err: unknown) => {
