@@ -7,6 +7,7 @@
 // drained, so memory stays bounded and the sender sees backpressure, like a full router buffer.
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { listenOnFreePort } from './listeners.js';
 
 export interface LatencyProxyOptions {
   targetPort: number;
@@ -218,12 +219,6 @@ export async function startLatencyProxy(options: LatencyProxyOptions): Promise<L
   }
   const host = options.host ?? '127.0.0.1';
   const server = net.createServer({ allowHalfOpen: true });
-  server.on('error', () => undefined);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host, port: 0 }, () => resolve());
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('latency proxy: no TCP address');
-  return new LatencyProxy(server, { host, port: address.port }, options);
+  const port = await listenOnFreePort(server, host, 'latency proxy');
+  return new LatencyProxy(server, { host, port }, options);
 }

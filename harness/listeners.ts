@@ -13,6 +13,18 @@ export interface TestListener {
 const DEFAULT_HOST = '127.0.0.1';
 
 /** A port that was free a moment ago (bind to port 0, read the port, close). Racy by nature: use it at once. */
+/** Listens on a free port of `host`; resolves with it (later server errors are ignored: the owner handles sockets). */
+export async function listenOnFreePort(server: net.Server, host: string, what: string): Promise<number> {
+  server.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port: 0 }, () => resolve());
+  });
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error(`${what}: no TCP address`);
+  return address.port;
+}
+
 export async function freePort(host: string = DEFAULT_HOST): Promise<number> {
   const server = net.createServer();
   await new Promise<void>((resolve, reject) => {
@@ -41,17 +53,11 @@ async function startListener(host: string, onSocket: (socket: net.Socket) => voi
     socket.on('close', () => sockets.delete(socket));
     onSocket(socket);
   });
-  server.on('error', () => undefined);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host, port: 0 }, () => resolve());
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('listener: no TCP address');
+  const port = await listenOnFreePort(server, host, 'listener');
   let closing: Promise<void> | undefined;
   return {
     host,
-    port: address.port,
+    port,
     get connections() {
       return connections;
     },
