@@ -18,6 +18,9 @@ export class Channels {
   private readonly open: RemoteFs[];
   private readonly listeners = new Set<(rfs: RemoteFs) => void>();
   private opening: Promise<void> = Promise.resolve();
+  /** Opens the channels offered and not yet asked for. */
+  private offered: (() => void) | undefined;
+  private rtt: Promise<number> | undefined;
   /** Set once the session is being closed: a channel still opening then fails, and that is no refusal. */
   private stopped = false;
 
@@ -32,34 +35,67 @@ export class Channels {
   }
 
   /**
-   * Opens up to `extra` more channels, one after another, while the transfer goes on over those already open. Each
-   * costs the server an sftp-server start (through the user's login shell) and a few round trips; one at a time
-   * keeps a busy server's load from arriving in one burst, and the transfer never waits for them. A server that
-   * refuses one (MaxSessions) is asked for no more: a -v note, not a failure.
+   * Offers up to `extra` more channels, opened once the work asks for them (want()), or at once when `forced`
+   * (--channels given). The round trip that decides whether they help is measured now, beside the work's first
+   * requests, so that asking costs nothing more.
+   */
+  offer(extra: number, openOne: () => Promise<SFTPWrapper>, emit: EventSink, where: string, minRttMs = MIN_RTT_MS, forced = false): void {
+    if (extra <= 0) return;
+    this.offered = () => this.grow(extra, openOne, emit, where, minRttMs);
+    if (forced) this.want();
+    else if (minRttMs > 0) void this.roundTrip();
+  }
+
+  /** The work is big enough for more channels: opens those offered (once). */
+  want(): void {
+    const open = this.offered;
+    this.offered = undefined;
+    open?.();
+  }
+
+  /** The first request on the first channel, sent before any of the transfer's: its answer takes a round trip. */
+  private roundTrip(): Promise<number> {
+    this.rtt ??= (async () => {
+      const started = Date.now();
+      await this.first.realpath('.').catch(() => undefined);
+      return Date.now() - started;
+    })();
+    return this.rtt;
+  }
+
+  /**
+   * Opens up to `extra` more channels at once, once the first has answered a request, while the transfer goes on over
+   * those already open: the transfer never waits for them. Each costs the server an sftp-server start (through the
+   * user's login shell) and a few round trips. A server that refuses some (MaxSessions) gets fewer: a -v note, not
+   * a failure.
    */
   grow(extra: number, openOne: () => Promise<SFTPWrapper>, emit: EventSink, where: string, minRttMs = MIN_RTT_MS): void {
     if (extra <= 0) return;
     this.opening = (async () => {
-      // The first request on the first channel, sent before any of the transfer's: its answer takes a round trip.
-      const started = Date.now();
-      if (minRttMs > 0) await this.first.realpath('.').catch(() => undefined);
-      const rttMs = Date.now() - started;
+      const rttMs = minRttMs > 0 ? await this.roundTrip() : 0;
       if (rttMs < minRttMs) {
         emit({ kind: 'debug', message: `round trip to ${where} ${rttMs} ms: one channel's window (2 MiB a round trip) does not limit this link, so no extra SFTP channels (each costs the server an sftp-server)` });
         return;
       }
-      for (let i = 0; i < extra && !this.stopped; i++) {
-        try {
-          const rfs = new RemoteFs(await openOne(), this.lost, this.batch);
-          if (this.stopped) return;
-          this.open.push(rfs);
-          for (const listener of this.listeners) listener(rfs);
-        } catch (err: unknown) {
-          // Looked at once the turn is over: a lost connection fails the open before it reports itself.
-          await new Promise((resolve) => setImmediate(resolve));
-          if (!this.stopped) emit({ kind: 'debug', message: `${where} refused an extra SFTP channel (${err instanceof Error ? err.message : String(err)}): the server's MaxSessions may be lower; going on with ${this.open.length}` });
-          return;
-        }
+      // All at once: each waits a few round trips and a server-side start, which on a WAN link is most of what it costs.
+      const refusals: string[] = [];
+      await Promise.all(
+        Array.from({ length: extra }, async () => {
+          try {
+            const rfs = new RemoteFs(await openOne(), this.lost, this.batch);
+            if (this.stopped) return;
+            this.open.push(rfs);
+            for (const listener of this.listeners) listener(rfs);
+          } catch (err: unknown) {
+            refusals.push(err instanceof Error ? err.message : String(err));
+          }
+        }),
+      );
+      if (this.stopped) return;
+      if (refusals.length > 0) {
+        // Looked at once the turn is over: a lost connection fails the opens before it reports itself.
+        await new Promise((resolve) => setImmediate(resolve));
+        if (!this.stopped) emit({ kind: 'debug', message: `${where} refused ${refusals.length} extra SFTP channel${refusals.length === 1 ? '' : 's'} (${refusals[0]}): the server's MaxSessions may be lower; going on with ${this.open.length}` });
       }
       if (!this.stopped) emit({ kind: 'debug', message: `${this.open.length} SFTP channel${this.open.length === 1 ? '' : 's'} open to ${where}` });
     })();

@@ -1,4 +1,5 @@
 // Opens one SSH connection with an SFTP channel, recording what each phase saw for the diagnosis.
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Client, type ConnectConfig } from 'ssh2';
 import { classifyConnectFailure, classifyForwardFailure, connectionLost, type ConnectTrace } from '../classify.js';
@@ -199,6 +200,9 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
       },
       close: (): void => {
         client.end();
+        // Nothing more is wanted from the server: a caller done with the connection need not wait for the server's
+        // side of the close (half a round trip and more). Writes already queued still go out.
+        if (sock instanceof Socket) sock.unref();
         setTimeout(() => sock.destroy(), 1000).unref();
       },
     };
@@ -220,10 +224,11 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
         const batch = writeBatcher(sock);
         const fs = new RemoteFs(sftp, lost, batch);
         const channels = new Channels(fs, lost, batch);
-        // The extra channels are asked for once the first is open, and join while it transfers: started beside it,
-        // their server-side starts (a login shell each) slowed the first one down.
-        // Asked for explicitly (--channels), they open whatever the round trip.
-        channels.grow((options.channels ?? 1) - 1, () => openSftp(client), options.emit, `${target.host}:${target.port}`, options.channelsForced ? 0 : MIN_RTT_MS);
+        // The extra channels are offered once the first is open, and join while it transfers if the work asks for
+        // them (a few small files do not: each costs the server a login shell). Asked for explicitly (--channels),
+        // they open at once, whatever the round trip.
+        const forced = options.channelsForced === true;
+        channels.offer((options.channels ?? 1) - 1, () => openSftp(client), options.emit, `${target.host}:${target.port}`, forced ? 0 : MIN_RTT_MS, forced);
         resolve({
           ...connected,
           fs,

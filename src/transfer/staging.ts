@@ -33,16 +33,6 @@ export function stagedName(remote: string, item: LocalItem, preserve: boolean): 
   return `${dir}${stagedPrefix(base)}${token}${STAGED_SUFFIX}`;
 }
 
-/** Lists `dirs` (several in flight); a directory that cannot be listed is left out, and its files are stat'ed one by one. */
-export async function listDirs(rfs: RemoteFs, dirs: readonly string[], limit: number): Promise<Listing> {
-  const listing = new Map<string, Map<string, RemoteStats>>();
-  await pool(dirs, limit, async (dir) => {
-    const entries = await rfs.readdir(dir).catch(() => undefined);
-    if (entries) listing.set(dir, new Map(entries.map((e) => [e.name, e.attrs])));
-  });
-  return listing;
-}
-
 /** What the listing says of `remote`: its stats, undefined when absent, or 'unknown' when its directory was not listed. */
 export function lookUp(listing: Listing, parent: string, remote: string): RemoteStats | undefined | 'unknown' {
   const dir = listing.get(parent);

@@ -1,5 +1,5 @@
 // What an upload does before its files: where each source lands (scp's rules), the remote directories created
-// level by level, and one job per file with its final and temporary names.
+// in one burst, and one job per file with its final and temporary names.
 import path from 'node:path/posix';
 import { SafeScpError } from '../errors.js';
 import { explainWriteFailure } from '../ssh/disk-space.js';
@@ -50,6 +50,9 @@ function destination(base: string): { readonly dir: string; path(rel: string): s
 /** Where each source lands, following scp: into TARGET/<name> when TARGET is a directory. */
 async function destinations(rfs: RemoteFs, sources: readonly LocalSource[], target: string): Promise<string[]> {
   const dest = target === '' ? '.' : target;
+  // The target's parent is asked for at the same time: needed when the target does not exist, and a round trip less.
+  const parentStat = rfs.statOrUndefined(path.dirname(dest));
+  parentStat.catch(() => undefined);
   const st = await rfs.statOrUndefined(dest);
   if (isDir(st)) return sources.map((s) => path.join(dest, s.name));
   if (sources.length > 1) {
@@ -58,7 +61,7 @@ async function destinations(rfs: RemoteFs, sources: readonly LocalSource[], targ
   if (st === undefined) {
     if (dest.endsWith('/')) throw new SafeScpError('remote-no-such-path', `remote directory ${dest} does not exist`, { phase: 'transfer', remotePath: dest });
     const parent = path.dirname(dest);
-    if (!isDir(await rfs.statOrUndefined(parent))) {
+    if (!isDir(await parentStat)) {
       throw new SafeScpError('remote-no-such-path', `remote directory ${parent} does not exist`, { phase: 'transfer', remotePath: parent });
     }
   } else if ((sources[0] as LocalSource).type === 'dir') {
@@ -86,19 +89,23 @@ export interface UploadPlan {
   readonly created: ReadonlySet<string>;
   /** Where each source lands. */
   readonly dests: readonly string[];
+  /** With `list`: the entries of every directory that holds files and existed before (staging.ts's Listing). */
+  readonly listing: ReadonlyMap<string, ReadonlyMap<string, RemoteStats>>;
 }
 
-/** Creates the directories (parents before children, siblings at one depth in parallel) and lists the file jobs not `done`. */
+/** Creates the directories (one burst, parents before children: makeDirs) and lists the file jobs not `done`. */
 export async function planUpload(
   rfs: RemoteFs,
   sources: readonly LocalSource[],
   target: string,
   preserve: boolean,
-  filesInFlight: number,
   done: (remote: string) => boolean,
+  /** List the directories that existed (staged commit, --update): this many at once; 0 for no listing. */
+  list = 0,
 ): Promise<UploadPlan> {
   const dests = await destinations(rfs, sources, target);
   const created = new Set<string>();
+  const listing = new Map<string, Map<string, RemoteStats>>();
   const jobs: Job[] = [];
   for (const [i, source] of sources.entries()) {
     const dest = destination(dests[i] as string);
@@ -108,24 +115,65 @@ export async function planUpload(
       if (done(remote)) continue;
       jobs.push(job(item, remote));
     }
-    // Parents before children; siblings at one depth in parallel.
-    const dirs = source.items.filter((it) => it.type === 'dir');
-    const depths = new Map<number, LocalItem[]>();
-    for (const d of dirs) {
-      const depth = d.rel === '' ? 0 : d.rel.split('/').length;
-      const list = depths.get(depth);
-      if (list) list.push(d);
-      else depths.set(depth, [d]);
-    }
-    for (const depth of [...depths.keys()].sort((a, b) => a - b)) {
-      // mkdir holds no handle: a level's directories all go out at once, a round trip per level.
-      await pool(depths.get(depth) ?? [], Math.max(filesInFlight, 1024), async (d) => {
-        const dir = dest.path(d.rel);
-        if (await ensureDir(rfs, dir, preserve ? d.mode & 0o7777 : 0o755)) created.add(d.rel === '' ? dest.dir : dir);
-      });
-    }
+    const dirs = source.items.filter((it) => it.type === 'dir').map((d) => ({ d, remote: dest.path(d.rel), key: d.rel === '' ? dest.dir : dest.path(d.rel) }));
+    const made = await makeDirs(rfs, dirs, preserve, list);
+    for (const key of made.created) created.add(key);
+    for (const [dir, entries] of made.listing) listing.set(dir, entries);
   }
-  return { jobs, created, dests };
+  // The directories that hold files and were neither created nor listed above (a target that already existed).
+  if (list > 0) {
+    const more = await listDirs(rfs, [...new Set(jobs.filter((j) => !created.has(j.parent) && !listing.has(j.parent)).map((j) => j.parent))], list);
+    for (const [dir, entries] of more) listing.set(dir, entries);
+  }
+  return { jobs, created, dests, listing };
+}
+
+interface DirToMake {
+  readonly d: LocalItem;
+  readonly remote: string;
+  /** How `created` names it. */
+  readonly key: string;
+}
+
+/**
+ * Creates `dirs` (listed parents before children); answers the keys of those this call created and, when `list`
+ * is set (limit: directories listed at once), the listing of those that already existed. Every mkdir goes out in
+ * one burst: a server that handles a channel's requests in order (OpenSSH does) creates a parent before its
+ * children, so a whole tree costs one round trip. Those that failed are looked at next (listed, which proves them
+ * directories, or stat'ed): one that exists is fine; one still missing (a server that reordered the burst, or a
+ * parent that could not be made) is retried level by level, which then explains a real failure.
+ */
+async function makeDirs(rfs: RemoteFs, dirs: readonly DirToMake[], preserve: boolean, list: number): Promise<{ created: string[]; listing: Map<string, Map<string, RemoteStats>> }> {
+  const mode = (d: LocalItem): number => (preserve ? d.mode & 0o7777 : 0o755);
+  const made = await Promise.all(dirs.map((x) => rfs.mkdir(x.remote, mode(x.d)).then(() => true, () => false)));
+  const created = dirs.filter((_, i) => made[i]).map((x) => x.key);
+  const failed = dirs.filter((_, i) => !made[i]);
+  const listing = list > 0 ? await listDirs(rfs, failed.map((x) => x.key), list) : new Map<string, Map<string, RemoteStats>>();
+  const unlisted = failed.filter((x) => !listing.has(x.key));
+  const stats = await Promise.all(unlisted.map((x) => rfs.statOrUndefined(x.remote).catch(() => undefined)));
+  const missing = unlisted.filter((_, i) => !isDir(stats[i]));
+  // Level by level, as a server that does not keep the order needs; each level's directories at once.
+  const depths = new Map<number, DirToMake[]>();
+  for (const x of missing) {
+    const depth = x.d.rel === '' ? 0 : x.d.rel.split('/').length;
+    depths.set(depth, [...(depths.get(depth) ?? []), x]);
+  }
+  for (const depth of [...depths.keys()].sort((a, b) => a - b)) {
+    await pool(depths.get(depth) ?? [], 1024, async (x) => {
+      if (await ensureDir(rfs, x.remote, mode(x.d))) created.push(x.key);
+    });
+  }
+  return { created, listing };
+}
+
+/** Lists `dirs` (`limit` at a time); a directory that cannot be listed is left out, and its files are stat'ed one by one. */
+async function listDirs(rfs: RemoteFs, dirs: readonly string[], limit: number): Promise<Map<string, Map<string, RemoteStats>>> {
+  const listing = new Map<string, Map<string, RemoteStats>>();
+  await pool(dirs, limit, async (dir) => {
+    const entries = await rfs.readdir(dir).catch(() => undefined);
+    if (entries) listing.set(dir, new Map(entries.map((e) => [e.name, e.attrs])));
+  });
+  return listing;
 }
 
 /** -p: the directories' modes and times, deepest first (a file written inside would change a parent's mtime). */

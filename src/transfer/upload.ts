@@ -12,7 +12,7 @@ import { isDir, isFile, planUpload, setDirectoryTimes, type Job } from './upload
 import type { Channels } from '../ssh/channels.js';
 import { spread } from '../ssh/channels.js';
 import { spreads, writeSpread } from './ranges.js';
-import { alreadyStaged, commitStaged, listDirs, lookUp, removeStaged, leftovers, stagedName, type Listing } from './staging.js';
+import { alreadyStaged, commitStaged, lookUp, removeStaged, leftovers, stagedName, type Listing } from './staging.js';
 
 export interface UploadOptions {
   readonly preserve: boolean;
@@ -61,14 +61,14 @@ export async function upload(
   const rfs = channels.first;
   await removeTemps(rfs, state);
   const filesInFlight = rfs.filesInFlight(options.filesInFlight);
-  const { jobs, created, dests } = await planUpload(rfs, sources, target, options.preserve, filesInFlight, (remote) => state.done.has(remote));
   // One listing per directory that existed before this attempt, instead of a stat per file.
-  const listing: Listing =
-    options.staged || options.update ? await listDirs(rfs, [...new Set(jobs.filter((j) => !created.has(j.parent)).map((j) => j.parent))], filesInFlight) : new Map();
+  const list = options.staged || options.update ? filesInFlight : 0;
+  const { jobs, created, dests, listing } = await planUpload(rfs, sources, target, options.preserve, (remote) => state.done.has(remote), list);
   const unchanged = options.update ? skipUnchanged(jobs, listing, state) : jobs;
   if (options.staged) await stage(rfs, unchanged, listing, filesInFlight, options, state);
   const buffers = new BufferPool(Math.max(1024, Math.min(options.chunkSize, rfs.maxWriteLength)), 2 * Math.max(1, options.requestsInFlight) * Math.max(1, options.channels));
   const toSend = unchanged.filter((j) => !state.staged.has(j.remote));
+  if (worthMoreChannels(toSend, filesInFlight)) channels.want();
   const context: FileContext = { channels, options, state, buffers, created, listing, prefetch };
   try {
     await spread(channels, toSend, (c) => c.filesInFlight(options.filesInFlight), (j, c) => uploadFile(c, j, context));
@@ -84,6 +84,17 @@ export async function upload(
     throw err;
   }
   if (options.preserve) await setDirectoryTimes(rfs, sources, dests);
+}
+
+/**
+ * Whether the extra channels offered pay for themselves (each costs the server a login shell and takes a few round
+ * trips to open): only for more than one channel moves meanwhile, 4 windows of bytes (OpenSSH's 2 MiB each) or
+ * two waves of files.
+ */
+function worthMoreChannels(jobs: readonly Job[], filesInFlight: number): boolean {
+  let bytes = 0;
+  for (const j of jobs) bytes += j.item.size;
+  return bytes > 8 * 2 ** 20 || jobs.length > 2 * filesInFlight;
 }
 
 /**

@@ -76,7 +76,7 @@ test('MaxSessions 1: the extra channels are refused, the copy goes on over one a
   const result = await runCli(['-v', '--channels', '4', '-P', String(sshd.port), src, `${sshd.user}@127.0.0.1:${dir}/`], envFor(sshd, sshd.port));
 
   expect(result.code).toBe(0);
-  expect(result.stderr).toMatch(/refused an extra SFTP channel .*going on with 1$/m);
+  expect(result.stderr).toMatch(/refused 3 extra SFTP channels .*going on with 1$/m);
   expect(sha(path.join(dir, 'one-session.bin'))).toBe(sha(src));
   expect(fs.readdirSync(dir)).toEqual(['one-session.bin']);
 });

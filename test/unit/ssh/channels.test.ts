@@ -9,7 +9,7 @@ const never = new Promise<never>(() => undefined);
 const first = { name: 'first', pending: 0, lastActivity: 0 } as unknown as RemoteFs;
 
 describe('Channels.grow', () => {
-  test('opens the extra channels one after another and tells each listener; a refusal stops it with one note', async () => {
+  test('opens the extra channels at once and tells each listener; refusals are one note', async () => {
     const channels = new Channels(first, never);
     const events: SafeScpEvent[] = [];
     const seen: RemoteFs[] = [];
@@ -26,12 +26,36 @@ describe('Channels.grow', () => {
       return fakeSftp();
     }, (e) => events.push(e), 'web:22', 0);
     await channels.settled();
-    expect(maxInFlight).toBe(1);
+    expect(maxInFlight).toBe(3);
     expect(channels.all).toHaveLength(3);
     expect(seen).toHaveLength(3);
     expect(events.map((e) => (e.kind === 'debug' ? e.message : e.kind))).toEqual([
-      "web:22 refused an extra SFTP channel (open failed): the server's MaxSessions may be lower; going on with 3",
+      "web:22 refused 1 extra SFTP channel (open failed): the server's MaxSessions may be lower; going on with 3",
+      '3 SFTP channels open to web:22',
     ]);
+  });
+
+  test('offered channels open only when the work asks for them, and only once', async () => {
+    const channels = new Channels(first, never);
+    let asked = 0;
+    channels.offer(2, () => {
+      asked++;
+      return Promise.resolve(fakeSftp());
+    }, () => undefined, 'web:22', 0);
+    await channels.settled();
+    expect(asked).toBe(0);
+    channels.want();
+    channels.want();
+    await channels.settled();
+    expect(asked).toBe(2);
+    expect(channels.all).toHaveLength(3);
+  });
+
+  test('--channels given: the offered channels open at once', async () => {
+    const channels = new Channels(first, never);
+    channels.offer(1, () => Promise.resolve(fakeSftp()), () => undefined, 'web:22', 0, true);
+    await channels.settled();
+    expect(channels.all).toHaveLength(2);
   });
 
   test('a session that is closing reports no refusal', async () => {

@@ -81,3 +81,60 @@ describe('RemoteFs.putSmall', () => {
     expect(rfs.pending).toBe(0);
   });
 });
+
+describe('RemoteFs.readdir', () => {
+  type Cb = (err?: Error | null, value?: unknown) => void;
+  const eof = (): Error => Object.assign(new Error('No more files'), { code: 1 });
+  /** A directory of `count` names that the server hands out 100 at a time, '.' and '..' first, as OpenSSH does. */
+  const serverWith = (count: number) => {
+    const sent: string[] = [];
+    const names = ['.', '..', ...Array.from({ length: count }, (_, i) => `f${i}`)];
+    let next = 0;
+    const sftp = {
+      opendir: (_p: string, cb: Cb) => {
+        sent.push('opendir');
+        setImmediate(() => cb(null, Buffer.from('d1')));
+      },
+      readdir: (_h: Buffer, cb: Cb) => {
+        sent.push('readdir');
+        const batch = names.slice(next, next + 100);
+        next += batch.length;
+        setImmediate(() => (batch.length === 0 ? cb(eof()) : cb(null, batch.map((filename) => ({ filename, longname: filename, attrs: { mode: 0o100644, size: 1 } })))));
+      },
+      close: (_h: Buffer, cb: Cb) => {
+        sent.push('close');
+        setImmediate(() => cb(null));
+      },
+    };
+    return { sent, rfs: new RemoteFs(sftp as unknown as SFTPWrapper, never) };
+  };
+
+  test('a directory that fits in one answer: one round of two reads, then the close', async () => {
+    const { sent, rfs } = serverWith(10);
+    const entries = await rfs.readdir('/srv');
+    expect(entries.map((e) => e.name)).toEqual(Array.from({ length: 10 }, (_, i) => `f${i}`));
+    expect(sent).toEqual(['opendir', 'readdir', 'readdir', 'close']);
+  });
+
+  test('a long directory: reads two at a time until the end, every name once', async () => {
+    const { sent, rfs } = serverWith(450);
+    const entries = await rfs.readdir('/srv');
+    expect(new Set(entries.map((e) => e.name)).size).toBe(450);
+    expect(sent.filter((op) => op === 'readdir')).toHaveLength(6);
+    expect(sent.at(-1)).toBe('close');
+  });
+
+  test('a failed read rejects, classified, and the handle is still closed', async () => {
+    const sent: string[] = [];
+    const sftp = {
+      opendir: (_p: string, cb: Cb) => setImmediate(() => cb(null, Buffer.from('d1'))),
+      readdir: (_h: Buffer, cb: Cb) => setImmediate(() => cb(Object.assign(new Error('Permission denied'), { code: 3 }))),
+      close: (_h: Buffer, cb: Cb) => {
+        sent.push('close');
+        setImmediate(() => cb(null));
+      },
+    };
+    await expect(new RemoteFs(sftp as unknown as SFTPWrapper, never).readdir('/srv')).rejects.toMatchObject({ code: 'remote-permission-denied' });
+    expect(sent).toEqual(['close']);
+  });
+});
