@@ -147,26 +147,38 @@ export function openSftp(client: Client): Promise<SFTPWrapper> {
 }
 
 /**
- * Runs `work` over `items` on every channel, `perChannel(rfs)` at a time on each, channels that open later joining
- * in; the first failure stops new work and is thrown once the work under way has ended.
+ * Runs `work` over `items` on every channel, `perChannel(rfs)` slots on each, channels that open later joining in;
+ * the first failure stops new work and is thrown once the work under way has ended. A slot holds an item until
+ * `release` is called (or the work ends): an item that then only waits for its last answers lets the next one
+ * start, so a small file's open goes out while the one before it closes. At most two items share a slot.
  */
-export async function spread<T>(channels: Channels, items: readonly T[], perChannel: (rfs: RemoteFs) => number, work: (item: T, rfs: RemoteFs) => Promise<void>): Promise<void> {
+export async function spread<T>(
+  channels: Channels,
+  items: readonly T[],
+  perChannel: (rfs: RemoteFs) => number,
+  work: (item: T, rfs: RemoteFs, release: () => void) => Promise<void>,
+): Promise<void> {
   let next = 0;
   let failed = false;
   let failure: unknown;
   const running: Array<Promise<void>> = [];
   const worker = async (rfs: RemoteFs): Promise<void> => {
+    let finishing: Promise<void> = Promise.resolve();
     while (!failed && next < items.length) {
       const item = items[next++] as T;
-      try {
-        await work(item, rfs);
-      } catch (err: unknown) {
+      let release: () => void = () => undefined;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const done = work(item, rfs, release).catch((err: unknown) => {
         if (!failed) {
           failed = true;
           failure = err;
         }
-      }
+      });
+      await Promise.race([released, done]);
+      await finishing;
+      finishing = done;
     }
+    await finishing;
   };
   const unsubscribe = channels.each((rfs) => {
     const n = Math.min(perChannel(rfs), items.length - next);

@@ -135,10 +135,10 @@ export class RemoteFs {
    * A whole small file: opens `path` exclusively, then sends its one WRITE, the attributes (when given), an FSTAT
    * and the CLOSE back to back (a server handles one handle's requests in order). Resolves with the FSTAT, taken
    * after the write and before the close; rejects with the first failure in that order, the handle closed either
-   * way once the open succeeded. One promise and ssh2's callbacks for the lot: per request, a promise of its own
-   * cost more client CPU than the request (a 2000-file tree is 10,000 requests).
+   * way once the open succeeded; `onOpened` is called once those are sent. One promise and ssh2's callbacks for the
+   * lot: per request, a promise of its own cost more client CPU than the request (a 2000-file tree is 10,000).
    */
-  putSmall(path: string, data: Buffer, mode: number, attrs: SetAttributes | undefined, flags: 'wx' | 'w' = 'wx'): Promise<RemoteStats> {
+  putSmall(path: string, data: Buffer, mode: number, attrs: SetAttributes | undefined, flags: 'wx' | 'w' = 'wx', onOpened?: () => void): Promise<RemoteStats> {
     return this.call<RemoteStats>('open', path, (done) =>
       this.sftp.open(path, flags, { mode } as Attributes, (err, handle) => {
         if (err) {
@@ -170,6 +170,7 @@ export class RemoteFs {
           if (setAttrs) this.sftp.fsetstat(handle, attrs as Attributes, (e) => setAttrs(e));
           this.sftp.fstat(handle, stat);
           this.sftp.close(handle, (e) => closed(e));
+          onOpened?.();
         } catch (thrown: unknown) {
           // ssh2 throws only on arguments it rejects; the answers still to come are ignored.
           done(thrown instanceof Error ? thrown : new Error(String(thrown)));

@@ -65,16 +65,26 @@ export function leftovers(listing: Listing, parent: string, remote: string, keep
 }
 
 /**
- * Renames every staged file into place, all requests in flight at once (the server handles them back to back);
- * resolves with how long the burst took: the window in which a reader can see old and new files side by side.
+ * Renames every staged file into place, all requests in flight at once, dealt over the open channels (each server
+ * handles its share back to back); resolves with how long the burst took: the window in which a reader can see old
+ * and new files side by side.
  */
-export async function commitStaged(rfs: RemoteFs, staged: readonly StagedFile[], state: TransferState): Promise<number> {
+export async function commitStaged(channels: readonly RemoteFs[], staged: readonly StagedFile[], state: TransferState): Promise<number> {
   const started = Date.now();
-  await pool(staged, Math.max(1, staged.length), async (file) => {
-    await rfs.replace(file.staged, file.remote);
-    state.staged.delete(file.remote);
-    state.done.set(file.remote, file.result);
-  });
+  const shares = await Promise.allSettled(
+    channels.map((rfs, c) =>
+      pool(
+        staged.filter((_, i) => i % channels.length === c),
+        staged.length,
+        async (file) => {
+          await rfs.replace(file.staged, file.remote);
+          state.staged.delete(file.remote);
+          state.done.set(file.remote, file.result);
+        },
+      ),
+    ),
+  );
+  for (const share of shares) if (share.status === 'rejected') throw share.reason;
   return Date.now() - started;
 }
 

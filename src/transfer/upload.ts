@@ -4,7 +4,7 @@ import { classifyLocalError } from '../classify.js';
 import { SafeScpError, isSafeScpError } from '../errors.js';
 import { explainWriteFailure } from '../ssh/disk-space.js';
 import type { RemoteFs, RemoteStats } from '../ssh/remote-fs.js';
-import type { LocalSource } from './local-tree.js';
+import type { LocalItem, LocalSource } from './local-tree.js';
 import { SMALL_FILE, type Prefetch } from './prefetch.js';
 import { pool, type TransferState } from './progress.js';
 import { BufferPool, readSmall, sendWrites, type Local } from './write-pipeline.js';
@@ -61,6 +61,9 @@ export async function upload(
   const rfs = channels.first;
   await removeTemps(rfs, state);
   const filesInFlight = rfs.filesInFlight(options.filesInFlight);
+  // What the local side holds decides at once, unless --update may find most of it on the server already.
+  const local = sources.flatMap((s) => s.items).filter((it) => it.type === 'file');
+  if (!options.update && worthMoreChannels(local, filesInFlight)) channels.want();
   // One listing per directory that existed before this attempt, instead of a stat per file.
   const list = options.staged || options.update ? filesInFlight : 0;
   const { jobs, created, dests, listing } = await planUpload(rfs, sources, target, options.preserve, (remote) => state.done.has(remote), list);
@@ -68,13 +71,13 @@ export async function upload(
   if (options.staged) await stage(rfs, unchanged, listing, filesInFlight, options, state);
   const buffers = new BufferPool(Math.max(1024, Math.min(options.chunkSize, rfs.maxWriteLength)), 2 * Math.max(1, options.requestsInFlight) * Math.max(1, options.channels));
   const toSend = unchanged.filter((j) => !state.staged.has(j.remote));
-  if (worthMoreChannels(toSend, filesInFlight)) channels.want();
+  if (worthMoreChannels(toSend.map((j) => j.item), filesInFlight)) channels.want();
   const context: FileContext = { channels, options, state, buffers, created, listing, prefetch };
   try {
-    await spread(channels, toSend, (c) => c.filesInFlight(options.filesInFlight), (j, c) => uploadFile(c, j, context));
+    await spread(channels, toSend, (c) => c.filesInFlight(options.filesInFlight), (j, c, release) => uploadFile(c, j, context, release));
     if (options.staged) {
       const files = [...state.staged.values()];
-      const durationMs = await commitStaged(rfs, files, state);
+      const durationMs = await commitStaged(channels.all, files, state);
       state.commit = { files: files.length, durationMs };
       state.emit({ kind: 'commit', files: files.length, durationMs });
     }
@@ -91,10 +94,10 @@ export async function upload(
  * trips to open): only for more than one channel moves meanwhile, 4 windows of bytes (OpenSSH's 2 MiB each) or
  * two waves of files.
  */
-function worthMoreChannels(jobs: readonly Job[], filesInFlight: number): boolean {
+function worthMoreChannels(files: readonly LocalItem[], filesInFlight: number): boolean {
   let bytes = 0;
-  for (const j of jobs) bytes += j.item.size;
-  return bytes > 8 * 2 ** 20 || jobs.length > 2 * filesInFlight;
+  for (const f of files) bytes += f.size;
+  return bytes > 8 * 2 ** 20 || files.length > 2 * filesInFlight;
 }
 
 /**
@@ -164,7 +167,8 @@ interface FileContext {
   readonly prefetch: Prefetch | undefined;
 }
 
-async function uploadFile(rfs: RemoteFs, job: Job, context: FileContext): Promise<void> {
+/** `release`: the file only waits for its last answers now (spread lets the next one start). */
+async function uploadFile(rfs: RemoteFs, job: Job, context: FileContext, release: () => void = () => undefined): Promise<void> {
   const { channels, options, state, buffers, listing, prefetch } = context;
   const started = Date.now();
   const { item, remote } = job;
@@ -207,7 +211,7 @@ async function uploadFile(rfs: RemoteFs, job: Job, context: FileContext): Promis
       state.checkAborted();
       if (state.limiter.active) await state.limiter.take(item.size);
       const withMode = (mode & 0o022) !== 0 && !(options.inplace && existing) ? { mode, ...attrs } : attrs;
-      st = await rfs.putSmall(temp, local.data, mode, withMode, flags);
+      st = await rfs.putSmall(temp, local.data, mode, withMode, flags, release);
       state.progress(item.size);
     } else {
       handle = await rfs.open(temp, flags, mode);

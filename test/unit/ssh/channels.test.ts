@@ -110,6 +110,24 @@ describe('spread', () => {
     expect(running.size).toBe(2);
   });
 
+  test('an item that releases its slot lets the next start, but a slot never holds more than two', async () => {
+    const channels = new Channels(first, never);
+    let running = 0;
+    let most = 0;
+    const done: number[] = [];
+    await spread(channels, Array.from({ length: 12 }, (_, i) => i), () => 2, async (item, _rfs, release) => {
+      running++;
+      most = Math.max(most, running);
+      await new Promise((r) => setTimeout(r, 2));
+      release();
+      await new Promise((r) => setTimeout(r, 6));
+      running--;
+      done.push(item);
+    });
+    expect(done.sort((a, b) => a - b)).toEqual(Array.from({ length: 12 }, (_, i) => i));
+    expect(most).toBe(4);
+  });
+
   test('the first failure is thrown once the work under way has ended, and no new work starts', async () => {
     const channels = new Channels(first, never);
     const started: number[] = [];
