@@ -4,13 +4,15 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startFaultProxy, type FaultProxy } from '../../harness/fault-proxy.js';
+import { startLatencyProxy, type LatencyProxy } from '../../harness/latency-proxy.js';
 import { startSshd, type Sshd } from '../../harness/sshd.js';
 import type { Report } from '../../src/log/report.js';
-import { runCli, sshdEnv, tempDir, writeRandomFile } from './helpers/cli.js';
+import { makeTree, runCli, sshdEnv, tempDir, writeRandomFile } from './helpers/cli.js';
 
 let work: string;
 const servers: Sshd[] = [];
 const proxies: FaultProxy[] = [];
+const slowLinks: LatencyProxy[] = [];
 
 const sha = (file: string): string => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
@@ -24,6 +26,7 @@ beforeAll(() => {
 
 afterAll(async () => {
   await Promise.all(proxies.map((p) => p.close()));
+  await Promise.all(slowLinks.map((p) => p.close()));
   await Promise.all(servers.map((s) => s.stop()));
   fs.rmSync(work, { recursive: true, force: true });
 });
@@ -79,4 +82,30 @@ test('MaxSessions 1: the extra channels are refused, the copy goes on over one a
   expect(result.stderr).toMatch(/refused 3 extra SFTP channels .*going on with 1$/m);
   expect(sha(path.join(dir, 'one-session.bin'))).toBe(sha(src));
   expect(fs.readdirSync(dir)).toEqual(['one-session.bin']);
+});
+
+test('over a 20 ms link the extra channels open for work that needs them, not for one small file or an unchanged tree', async () => {
+  const sshd = await startSshd({ internalSftp: true });
+  servers.push(sshd);
+  const link = await startLatencyProxy({ targetPort: sshd.port, rttMs: 20, mbitPerS: 1000 });
+  slowLinks.push(link);
+  const env = envFor(sshd, link.port);
+  const dir = path.join(work, 'srv-link');
+  fs.mkdirSync(dir);
+  const to = `${sshd.user}@127.0.0.1:${dir}/`;
+
+  const small = await runCli(['-v', '-P', String(link.port), randomFile('small.txt', 1000), to], env);
+  expect(small.code).toBe(0);
+  expect(small.stderr).not.toMatch(/SFTP channels? open/);
+
+  const tree = path.join(work, 'link-tree');
+  makeTree(tree, 512);
+  const first = await runCli(['-v', '--update', '-P', String(link.port), '-r', tree, to], env);
+  expect(first.code).toBe(0);
+  expect(first.stderr).toMatch(/^safe-scp: 4 SFTP channels open to 127\.0\.0\.1:\d+$/m);
+
+  const again = await runCli(['-v', '--update', '-P', String(link.port), '-r', tree, to], env);
+  expect(again.code).toBe(0);
+  expect(again.stderr).toMatch(/--update: 2000 unchanged files skipped/);
+  expect(again.stderr).not.toMatch(/SFTP channels? open/);
 });
