@@ -1,5 +1,4 @@
 // Before any connection: keys, pins, the local walk started lazily, the channels to ask for, the dry-run plan.
-import { statSync } from 'node:fs';
 import { SafeScpError } from '../errors.js';
 import type { HostTarget, ResolvedConfig } from '../config.js';
 import { loadPins } from '../hostkeys/load-pins.js';
@@ -8,7 +7,6 @@ import type { EventSink } from '../log/events.js';
 import { agentSocket, loadIdentities, type Identity } from '../ssh/key.js';
 import { checkLocalSource, type LocalSource } from '../transfer/local-tree.js';
 import { Prefetch } from '../transfer/prefetch.js';
-import { spreads } from '../transfer/ranges.js';
 
 export interface CopyDeps {
   readonly env: Readonly<Record<string, string | undefined>>;
@@ -25,7 +23,7 @@ export interface Prepared {
   /** The walked upload sources: the walk starts on the first call, which copyToHost makes once the first connection is under way. */
   localSources: () => Promise<LocalSource[]>;
   prefetch: Prefetch;
-  /** SFTP channels to open on each host's connection. */
+  /** SFTP channels to offer on each host's connection (opened when the work needs them: Channels.offer). */
   channels: number;
 }
 
@@ -68,21 +66,7 @@ export async function prepare(config: ResolvedConfig, deps: CopyDeps): Promise<P
     if (!config.dryRun) walked.then((sources) => prefetch.run(sources)).catch(() => undefined);
     return walked;
   };
-  return { credentials, pins, localSources, prefetch, channels: channelsWanted(config) };
-}
-
-/**
- * SFTP channels to ask for: --channels for a tree, several sources or a file big enough to spread over them; one for
- * a single smaller file and for downloads (each extra channel costs the server an sftp-server start).
- */
-function channelsWanted(config: ResolvedConfig): number {
-  if (config.direction !== 'upload' || config.channels <= 1) return 1;
-  if (config.recursive || config.sources.length > 1) return config.channels;
-  try {
-    return spreads(statSync(config.sources[0] ?? '').size, config.channels) ? config.channels : 1;
-  } catch {
-    return 1;
-  }
+  return { credentials, pins, localSources, prefetch, channels: config.channels };
 }
 
 /**

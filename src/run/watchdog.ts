@@ -36,7 +36,7 @@ export async function transferWithWatchdog(session: Session, tunnels: readonly T
             state.started({ bytesTotal: files.reduce((sum, i) => sum + i.size, 0), filesTotal: files.length });
             return upload(session.channels, sources, config.target, options, state, prepared.prefetch);
           })
-        : (state.started({}), download(session.fs, config.sources, config.target, { ...options, recursive: config.recursive }, state));
+        : (state.started({}), download(session.channels, config.sources, config.target, { ...options, recursive: config.recursive }, state));
     await Promise.race([work, session.lost, ...tunnels.map((t) => t.lost)]);
     ok = true;
   } catch (err: unknown) {

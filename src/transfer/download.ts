@@ -4,8 +4,11 @@ import path from 'node:path';
 import posix from 'node:path/posix';
 import { classifyLocalError } from '../classify.js';
 import { SafeScpError, usageError } from '../errors.js';
-import type { RemoteFs, RemoteStats } from '../ssh/remote-fs.js';
+import { spread, type Channels } from '../ssh/channels.js';
+import type { RemoteEntry, RemoteFs, RemoteStats } from '../ssh/remote-fs.js';
 import { pool, tempName, type TransferState } from './progress.js';
+import { spreads } from './ranges.js';
+import { readSpan, readSpread } from './read-pipeline.js';
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
@@ -17,6 +20,8 @@ export interface DownloadOptions {
   readonly chunkSize: number;
   readonly requestsInFlight: number;
   readonly filesInFlight: number;
+  /** SFTP channels wanted (--channels): files and a big file's ranges are spread over them. */
+  readonly channels: number;
 }
 
 interface RemoteItem {
@@ -38,39 +43,47 @@ function unsafeName(message: string, remotePath?: string): SafeScpError {
   return new SafeScpError('remote-unsafe-name', message, { phase: 'transfer', ...(remotePath === undefined ? {} : { remotePath }) });
 }
 
-async function walkRemote(rfs: RemoteFs, source: string, recursive: boolean, state: TransferState): Promise<RemoteItem[]> {
+async function walkRemote(rfs: RemoteFs, source: string, recursive: boolean, limit: number, state: TransferState): Promise<RemoteItem[]> {
   const st = await rfs.stat(source);
   const kind = st.mode & S_IFMT;
   if (kind === S_IFREG) return [{ type: 'file', remote: source, segments: [], attrs: st }];
   if (kind !== S_IFDIR) throw new SafeScpError('remote-failure', `remote ${source}: not a regular file or directory`, { phase: 'transfer', remotePath: source });
   if (!recursive) throw usageError(`remote ${source}: is a directory (use -r to copy directories)`);
   const items: RemoteItem[] = [{ type: 'dir', remote: source, segments: [], attrs: st }];
-  const queue: RemoteItem[] = [items[0] as RemoteItem];
-  while (queue.length > 0) {
-    const dir = queue.shift() as RemoteItem;
-    const entries = await rfs.readdir(dir.remote);
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const entry of entries) {
-      if (entry.name === '.' || entry.name === '..') continue;
-      if (!safeSegment(entry.name)) {
-        throw unsafeName(`refusing unsafe file name from the server in ${dir.remote}: ${JSON.stringify(entry.name)}; nothing was written outside the target`, dir.remote);
-      }
-      const child: RemoteItem = {
-        type: (entry.attrs.mode & S_IFMT) === S_IFDIR ? 'dir' : 'file',
-        remote: posix.join(dir.remote, entry.name),
-        segments: [...dir.segments, entry.name],
-        attrs: entry.attrs,
-      };
-      const kindOf = entry.attrs.mode & S_IFMT;
-      if (kindOf === S_IFDIR) {
-        items.push(child);
-        queue.push(child);
-      } else if (kindOf === S_IFREG) {
-        items.push(child);
-      } else {
-        state.emit({ kind: 'debug', message: `skipping remote ${child.remote}: not a regular file or directory` });
+  // Level by level, every directory of a level listed at once (a round trip or two per level, not per directory).
+  let level: RemoteItem[] = [items[0] as RemoteItem];
+  while (level.length > 0) {
+    const listed = new Map<RemoteItem, RemoteEntry[]>();
+    await pool(level, rfs.filesInFlight(limit), async (dir) => {
+      listed.set(dir, await rfs.readdir(dir.remote));
+    });
+    const next: RemoteItem[] = [];
+    for (const dir of level) {
+      const entries = listed.get(dir) ?? [];
+      entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      for (const entry of entries) {
+        if (entry.name === '.' || entry.name === '..') continue;
+        if (!safeSegment(entry.name)) {
+          throw unsafeName(`refusing unsafe file name from the server in ${dir.remote}: ${JSON.stringify(entry.name)}; nothing was written outside the target`, dir.remote);
+        }
+        const child: RemoteItem = {
+          type: (entry.attrs.mode & S_IFMT) === S_IFDIR ? 'dir' : 'file',
+          remote: posix.join(dir.remote, entry.name),
+          segments: [...dir.segments, entry.name],
+          attrs: entry.attrs,
+        };
+        const kindOf = entry.attrs.mode & S_IFMT;
+        if (kindOf === S_IFDIR) {
+          items.push(child);
+          next.push(child);
+        } else if (kindOf === S_IFREG) {
+          items.push(child);
+        } else {
+          state.emit({ kind: 'debug', message: `skipping remote ${child.remote}: not a regular file or directory` });
+        }
       }
     }
+    level = next;
   }
   return items;
 }
@@ -91,7 +104,8 @@ async function ensureLocalDir(dir: string, mode: number): Promise<void> {
   }
 }
 
-export async function download(rfs: RemoteFs, sources: readonly string[], target: string, options: DownloadOptions, state: TransferState): Promise<void> {
+export async function download(channels: Channels, sources: readonly string[], target: string, options: DownloadOptions, state: TransferState): Promise<void> {
+  const rfs = channels.first;
   for (const temp of [...state.temps]) {
     await fs.rm(temp, { force: true });
     state.temps.delete(temp);
@@ -102,7 +116,7 @@ export async function download(rfs: RemoteFs, sources: readonly string[], target
     throw usageError(`local target ${target} is not a directory (copying ${sources.length} sources needs one)`);
   }
   for (const source of sources) {
-    const items = await walkRemote(rfs, source === '' ? '.' : source, options.recursive, state);
+    const items = await walkRemote(rfs, source === '' ? '.' : source, options.recursive, options.filesInFlight, state);
     const first = items[0] as RemoteItem;
     // The login directory's name comes from the server (realpath); any other name is the user's own operand.
     const fromServer = first.remote === '.';
@@ -128,7 +142,9 @@ export async function download(rfs: RemoteFs, sources: readonly string[], target
       await ensureLocalDir(localPath(dir), options.preserve ? dir.attrs.mode & 0o7777 : 0o755);
     }
     const files = items.filter((i) => i.type === 'file' && !state.done.has(localPath(i)));
-    await pool(files, rfs.filesInFlight(options.filesInFlight), (file) => downloadFile(rfs, file, localPath(file), options, state));
+    // As for uploads (upload.ts): more channels only for more than one moves while they open.
+    if (files.reduce((sum, f) => sum + f.attrs.size, 0) > 8 * 2 ** 20 || files.length > 2 * rfs.filesInFlight(options.filesInFlight)) channels.want();
+    await spread(channels, files, (c) => c.filesInFlight(options.filesInFlight), (file, c) => downloadFile(channels, c, file, localPath(file), options, state));
     if (options.preserve) {
       for (const dir of items.filter((i) => i.type === 'dir').reverse()) {
         await fs.utimes(localPath(dir), dir.attrs.atime, dir.attrs.mtime);
@@ -137,7 +153,7 @@ export async function download(rfs: RemoteFs, sources: readonly string[], target
   }
 }
 
-async function downloadFile(rfs: RemoteFs, item: RemoteItem, dest: string, options: DownloadOptions, state: TransferState): Promise<void> {
+async function downloadFile(channels: Channels, rfs: RemoteFs, item: RemoteItem, dest: string, options: DownloadOptions, state: TransferState): Promise<void> {
   const started = Date.now();
   const existing = await fs.lstat(dest).catch(() => undefined);
   if (existing?.isDirectory()) throw new SafeScpError('local-io', `${dest} is a directory; cannot replace it with a file`, { phase: 'local' });
@@ -150,7 +166,13 @@ async function downloadFile(rfs: RemoteFs, item: RemoteItem, dest: string, optio
     throw classifyLocalError(err, 'create', temp);
   });
   try {
-    const size = await readAll(rfs, handle, item, local, options, state);
+    // The size the listing gave is read (over every channel when it is big), then on to the end of the file: it
+    // may have grown, and the size checked is what was read.
+    const to = { remote: item.remote, local };
+    const expected = item.attrs.size;
+    const size = spreads(expected, options.channels)
+      ? await readSpread(channels, rfs, handle, to, expected, options, state).then((head) => (head < expected ? head : readSpan(rfs, handle, to, expected, expected, true, options, state)))
+      : await readSpan(rfs, handle, to, 0, expected, true, options, state);
     await local.chmod(mode);
     if (options.preserve) await local.utimes(item.attrs.atime, item.attrs.mtime);
     await local.close();
@@ -166,58 +188,7 @@ async function downloadFile(rfs: RemoteFs, item: RemoteItem, dest: string, optio
     state.temps.delete(temp);
     throw err;
   } finally {
-    await rfs.close(handle, item.remote).catch(() => undefined);
+    // Sent, not waited for: the server handles it before anything sent later on this channel.
+    rfs.close(handle, item.remote).catch(() => undefined);
   }
-}
-
-/** Pipelined reads until end of file; the size is not trusted from stat (it may change). */
-async function readAll(rfs: RemoteFs, handle: Buffer, item: RemoteItem, local: fs.FileHandle, options: DownloadOptions, state: TransferState): Promise<number> {
-  const chunk = Math.max(1024, Math.min(options.chunkSize, rfs.maxReadLength));
-  const expected = item.attrs.size;
-  let offset = 0;
-  let eof = false;
-  let total = 0;
-  let failure: unknown;
-  const inFlight = new Set<Promise<void>>();
-  const readAt = (position: number, length: number): Promise<void> => {
-    const buffer = Buffer.allocUnsafe(length);
-    const request: Promise<void> = (async () => {
-      let got = 0;
-      // A server may answer a read with fewer bytes than asked; read the rest of this span.
-      while (got < length) {
-        const n = await rfs.read(handle, buffer.subarray(got), length - got, position + got, item.remote);
-        if (n === 0) {
-          eof = true;
-          break;
-        }
-        got += n;
-      }
-      if (got > 0) {
-        await local.write(buffer, 0, got, position);
-        total = Math.max(total, position + got);
-        state.progress(got);
-      }
-    })().then(
-      () => {
-        inFlight.delete(request);
-      },
-      (err: unknown) => {
-        inFlight.delete(request);
-        failure ??= err;
-      },
-    );
-    return request;
-  };
-  while (!eof && failure === undefined) {
-    state.checkAborted();
-    // Past the expected size, read one chunk at a time until EOF (the file may have grown).
-    const length = offset < expected ? Math.min(chunk, expected - offset) : chunk;
-    inFlight.add(readAt(offset, length));
-    offset += length;
-    await state.limiter.take(length);
-    if (inFlight.size >= (offset < expected ? options.requestsInFlight : 1)) await Promise.race(inFlight);
-  }
-  await Promise.all(inFlight);
-  if (failure !== undefined) throw failure;
-  return total;
 }

@@ -109,3 +109,41 @@ test('over a 20 ms link the extra channels open for work that needs them, not fo
   expect(again.stderr).toMatch(/--update: 2000 unchanged files skipped/);
   expect(again.stderr).not.toMatch(/SFTP channels? open/);
 });
+
+test('a 64 MiB download spread over 4 channels, reset mid-transfer: the retry leaves the file identical and no temporary file', async () => {
+  const sshd = await startSshd({ internalSftp: true });
+  servers.push(sshd);
+  // The proxy's `mid-kex` point cuts after that many bytes from the server, here well into the download.
+  const proxy = await startFaultProxy({ targetPort: sshd.port, plan: { failFirst: 1, fault: { kind: 'reset', at: 'mid-kex', afterBytes: 40 * 1024 * 1024 } } });
+  proxies.push(proxy);
+  const src = randomFile('down.bin', 64 * 1024 * 1024);
+  const dir = path.join(work, 'local-down');
+  fs.mkdirSync(dir);
+  const report = path.join(work, 'down.json');
+  const result = await runCli(['-v', '--channels', '4', '-l', '200000', '--retry-delay', '100ms', '--report', report, '-P', String(proxy.port), `${sshd.user}@127.0.0.1:${src}`, `${dir}/`], envFor(sshd, proxy.port));
+
+  expect(result.code).toBe(0);
+  expect(proxy.faultsTriggered).toBe(1);
+  expect((JSON.parse(fs.readFileSync(report, 'utf8')) as Report).attempts.map((a) => a.cause)).toEqual(['connection-lost-mid-transfer', null]);
+  expect(proxy.connections).toBe(2);
+  expect(result.stderr).toMatch(/down\.bin: 8 ranges of 8 MiB read over [234] SFTP channels/);
+  expect(sha(path.join(dir, 'down.bin'))).toBe(sha(src));
+  expect(fs.readdirSync(dir)).toEqual(['down.bin']);
+});
+
+test('a tree downloaded over a 20 ms link: its directories listed level by level, its files spread over the channels', async () => {
+  const sshd = await startSshd({ internalSftp: true });
+  servers.push(sshd);
+  const link = await startLatencyProxy({ targetPort: sshd.port, rttMs: 20, mbitPerS: 1000 });
+  slowLinks.push(link);
+  const tree = path.join(work, 'remote-tree');
+  makeTree(tree, 700);
+  const dir = path.join(work, 'local-tree');
+  fs.mkdirSync(dir);
+  const result = await runCli(['-v', '-P', String(link.port), '-r', `${sshd.user}@127.0.0.1:${tree}`, `${dir}/`], envFor(sshd, link.port));
+  expect(result.code).toBe(0);
+  expect(result.stderr).toMatch(/^safe-scp: 4 SFTP channels open to 127\.0\.0\.1:\d+$/m);
+  const files = (root: string): string[] => (fs.readdirSync(root, { recursive: true }) as string[]).sort();
+  expect(files(path.join(dir, 'remote-tree'))).toEqual(files(tree));
+  for (const f of files(tree).filter((p) => p.endsWith('.bin'))) expect(sha(path.join(dir, 'remote-tree', f))).toBe(sha(path.join(tree, f)));
+});

@@ -1,0 +1,123 @@
+// The read side of a download: pipelined READ requests over one span of a remote file, and a big file's 8 MiB
+// ranges read over every SFTP channel into the one local temporary file.
+import type fs from 'node:fs/promises';
+import type { Channels } from '../ssh/channels.js';
+import type { RemoteFs } from '../ssh/remote-fs.js';
+import type { TransferState } from './progress.js';
+import { RANGE } from './ranges.js';
+
+export interface ReadOptions {
+  readonly chunkSize: number;
+  readonly requestsInFlight: number;
+}
+
+/** Where a span's bytes come from and go to. */
+export interface ReadTarget {
+  readonly remote: string;
+  readonly local: fs.FileHandle;
+}
+
+/**
+ * Reads [start, end) of the open remote file with up to `requestsInFlight` reads in flight, writing each at its
+ * offset in the local file; with `untilEof`, goes on past `end` until the server says end of file (the file may
+ * have grown), the first read past `end` sent with the others and the rest one at a time. Resolves with the end of
+ * the last byte written (`start` when there was none); a short read is completed, an early end of file ends it.
+ */
+export async function readSpan(rfs: RemoteFs, handle: Buffer, to: ReadTarget, start: number, end: number, untilEof: boolean, options: ReadOptions, state: TransferState): Promise<number> {
+  const chunk = Math.max(1024, Math.min(options.chunkSize, rfs.maxReadLength));
+  let offset = start;
+  let eof = false;
+  let reached = start;
+  let failure: unknown;
+  const inFlight = new Set<Promise<void>>();
+  const readAt = (position: number, length: number): Promise<void> => {
+    const buffer = Buffer.allocUnsafe(length);
+    const request: Promise<void> = (async () => {
+      let got = 0;
+      // A server may answer a read with fewer bytes than asked; read the rest of this piece.
+      while (got < length) {
+        const n = await rfs.read(handle, buffer.subarray(got), length - got, position + got, to.remote);
+        if (n === 0) {
+          eof = true;
+          break;
+        }
+        got += n;
+      }
+      if (got > 0) {
+        await to.local.write(buffer, 0, got, position);
+        reached = Math.max(reached, position + got);
+        state.progress(got);
+      }
+    })().then(
+      () => {
+        inFlight.delete(request);
+      },
+      (err: unknown) => {
+        inFlight.delete(request);
+        failure ??= err;
+      },
+    );
+    return request;
+  };
+  while (!eof && failure === undefined && (untilEof || offset < end)) {
+    state.checkAborted();
+    const length = offset < end ? Math.min(chunk, end - offset) : chunk;
+    inFlight.add(readAt(offset, length));
+    offset += length;
+    await state.limiter.take(length);
+    if (offset > end) await Promise.all(inFlight);
+    else if (inFlight.size >= Math.max(1, options.requestsInFlight)) await Promise.race(inFlight);
+  }
+  await Promise.all(inFlight);
+  if (failure !== undefined) throw failure;
+  return reached;
+}
+
+/**
+ * Reads the first `size` bytes of the remote file, open as `handle` on `own`, over every channel open now or later:
+ * each channel opens the file for itself and reads the RANGE-byte ranges it claims. Resolves with the end of the
+ * last byte written once every range is read and the other channels' handles are closed. Rejects with the first
+ * failure (after the reads under way were answered).
+ */
+export async function readSpread(channels: Channels, own: RemoteFs, handle: Buffer, to: ReadTarget, size: number, options: ReadOptions, state: TransferState): Promise<number> {
+  const count = Math.ceil(size / RANGE);
+  let next = 0;
+  let reached = 0;
+  let failure: unknown;
+  const run = async (rfs: RemoteFs, h: Buffer): Promise<void> => {
+    for (let r = next++; r < count && failure === undefined; r = next++) {
+      try {
+        const end = await readSpan(rfs, h, to, r * RANGE, Math.min(size, (r + 1) * RANGE), false, options, state);
+        reached = Math.max(reached, end);
+      } catch (err: unknown) {
+        failure ??= err;
+      }
+    }
+  };
+  const others: Array<{ rfs: RemoteFs; handle: Buffer }> = [];
+  const helpers: Array<Promise<void>> = [];
+  const unsubscribe = channels.each((rfs) => {
+    if (rfs === own || next >= count) return;
+    helpers.push(
+      rfs.open(to.remote, 'r').then(async (h) => {
+        others.push({ rfs, handle: h });
+        await run(rfs, h);
+      }),
+    );
+  });
+  try {
+    await run(own, handle);
+    for (let waited = 0; waited < helpers.length; ) {
+      const batch = helpers.length;
+      const results = await Promise.allSettled(helpers);
+      for (const r of results) if (r.status === 'rejected') failure ??= r.reason;
+      waited = batch;
+    }
+  } finally {
+    unsubscribe();
+  }
+  await Promise.allSettled(others.map((o) => o.rfs.close(o.handle, to.remote)));
+  if (failure !== undefined) throw failure;
+  state.emit({ kind: 'debug', message: `${to.remote}: ${count} ranges of ${RANGE / 1024 / 1024} MiB read over ${others.length + 1} SFTP channel${others.length === 0 ? '' : 's'}` });
+  return reached;
+}
