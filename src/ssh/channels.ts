@@ -12,6 +12,8 @@ import type { WriteBatch } from './write-batch.js';
  * 4 channels against 2.7 s over one, on 2 cores).
  */
 export const MIN_RTT_MS = 5;
+/** OpenSSH's channel window: what one channel has in flight per round trip. */
+const WINDOW = 2 * 1024 * 1024;
 
 /** The SFTP channels of one connection: the first is open when the session is; the others open in the background. */
 export class Channels {
@@ -44,6 +46,14 @@ export class Channels {
     this.offered = () => this.grow(extra, openOne, emit, where, minRttMs);
     if (forced) this.want();
     else if (minRttMs > 0) void this.roundTrip();
+  }
+
+  /**
+   * Opens the channels offered when the work is more than one channel moves while they open (each costs the server
+   * a login shell and a few round trips): over 4 windows of bytes (OpenSSH's 2 MiB each) or two waves of files.
+   */
+  wantFor(bytes: number, files: number, filesInFlight: number): void {
+    if (bytes > 4 * WINDOW || files > 2 * filesInFlight) this.want();
   }
 
   /** The work is big enough for more channels: opens those offered (once). */

@@ -1,51 +1,18 @@
 // Opens one SSH connection with an SFTP channel, recording what each phase saw for the diagnosis.
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Client, type ConnectConfig } from 'ssh2';
+import { Client } from 'ssh2';
 import { classifyConnectFailure, classifyForwardFailure, connectionLost, type ConnectTrace } from '../classify.js';
 import type { HostTarget } from '../config.js';
 import { SafeScpError } from '../errors.js';
-import { hostKeyAlgorithms, type HostKeyPins } from '../hostkeys/policy.js';
-import { hostVerifier } from '../hostkeys/verifier.js';
-import type { EventSink } from '../log/events.js';
-import type { Identity } from './key.js';
+import { clientConfig, hostKeyName, type ConnectOptions } from './client-config.js';
 import { Channels, MIN_RTT_MS, openSftp } from './channels.js';
 import { writeBatcher } from './write-batch.js';
 import { RemoteFs } from './remote-fs.js';
 import { cryptoKind } from './ssh2-internals.js';
 import { abortPromise, resolveAddress, tapBanner, tcpConnect } from './socket.js';
 
-/** Ciphers in order of speed on AES-NI machines (faults-and-perf.md 3: gcm beats chacha20 by ~40%). */
-const CIPHERS = [
-  'aes128-gcm@openssh.com',
-  'aes256-gcm@openssh.com',
-  'chacha20-poly1305@openssh.com',
-  'aes128-ctr',
-  'aes192-ctr',
-  'aes256-ctr',
-] as const;
-
-export interface ConnectOptions {
-  readonly target: HostTarget;
-  readonly identities: readonly Identity[];
-  readonly agent: string | undefined;
-  readonly pins: HostKeyPins;
-  readonly strictHostKeyChecking: 'yes' | 'accept-new';
-  readonly acceptNewFile: string;
-  readonly connectTimeoutMs: number;
-  readonly keepaliveIntervalMs: number;
-  readonly keepaliveCountMax: number;
-  /** An already-open stream to tunnel through (jump hosts); otherwise a TCP connection is made. */
-  readonly sock?: Duplex;
-  readonly signal?: AbortSignal | undefined;
-  readonly emit: EventSink;
-  /** SFTP channels to open (default 1): the session resolves with the first, the others join as they open. */
-  readonly channels?: number;
-  /** The channels were asked for explicitly: opened even when the round trip is too short for them to help. */
-  readonly channelsForced?: boolean;
-  /** Called once authentication completes (the host throttle slot is released then). */
-  readonly onAuthenticated?: () => void;
-}
+export { hostKeyName, type ConnectOptions };
 
 export interface Session {
   readonly client: Client;
@@ -58,11 +25,6 @@ export interface Session {
   /** Marks the next loss as a stall (the watchdog saw no progress). */
   markStalled(): void;
   close(): void;
-}
-
-/** The name and port known_hosts is searched for: HostKeyAlias (port 22, as ssh does) or the host connected to. */
-export function hostKeyName(target: HostTarget): { host: string; port: number } {
-  return target.hostKeyAlias !== undefined ? { host: target.hostKeyAlias, port: 22 } : { host: target.host, port: target.port };
 }
 
 export function newTrace(target: HostTarget): ConnectTrace {
@@ -241,36 +203,7 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
       });
     });
 
-    const config: ConnectConfig = {
-      sock: sock as NonNullable<ConnectConfig['sock']>,
-      username: target.user,
-      readyTimeout: 0,
-      keepaliveInterval: options.keepaliveIntervalMs,
-      keepaliveCountMax: options.keepaliveCountMax,
-      // Answers at once except while accept-new records a new key: see hostkeys/verifier.ts (issue 14).
-      hostVerifier: hostVerifier(
-        { ...hostKeyName(target), pins: options.pins, strictHostKeyChecking: options.strictHostKeyChecking, acceptNewFile: options.acceptNewFile, emit: options.emit },
-        trace,
-      ) as unknown as NonNullable<ConnectConfig['hostVerifier']>,
-      algorithms: {
-        cipher: [...CIPHERS],
-        ...(() => {
-          const named = hostKeyName(target);
-          const restricted = hostKeyAlgorithms(options.pins, named.host, named.port);
-          if (restricted) trace.pinnedKeyAlgorithms = restricted;
-          return restricted ? { serverHostKey: restricted as NonNullable<NonNullable<ConnectConfig['algorithms']>['serverHostKey']> } : {};
-        })(),
-      },
-      authHandler: [
-        ...options.identities.map((id) => ({
-          type: 'publickey' as const,
-          username: target.user,
-          key: id.privateKey,
-          ...(id.passphrase === undefined ? {} : { passphrase: id.passphrase }),
-        })),
-        ...(options.agent ? [{ type: 'agent' as const, username: target.user, agent: options.agent }] : []),
-      ] as unknown as NonNullable<ConnectConfig['authHandler']>,
-    };
+    const config = clientConfig(options, sock, trace);
     try {
       client.connect(config);
     } catch (err: unknown) {

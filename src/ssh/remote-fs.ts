@@ -2,18 +2,14 @@
 import type { Attributes, FileEntry, SFTPWrapper, Stats } from 'ssh2';
 import { classifySftpError, type RemoteSpace } from '../classify.js';
 import { SafeScpError } from '../errors.js';
+import { listDirectory, type RemoteEntry } from './remote-dir.js';
 import { sftpLimits } from './ssh2-internals.js';
 import type { WriteBatch } from './write-batch.js';
 
 export type RemoteStats = Stats;
-/** Two READDIRs a round: a directory of up to 100,000 rounds' names (OpenSSH: 100 each) is listed. */
-const MAX_READDIR_ROUNDS = 100_000;
 /** The attributes we set; ssh2's type wants every field although the protocol sends only those present. */
 export type SetAttributes = Partial<Pick<Attributes, 'mode' | 'atime' | 'mtime'>>;
-export interface RemoteEntry {
-  readonly name: string;
-  readonly attrs: Stats;
-}
+export type { RemoteEntry };
 
 /**
  * ssh2 never calls back a pending SFTP request when the connection drops (see
@@ -210,27 +206,13 @@ export class RemoteFs {
     return this.call('remove', path, (cb) => this.sftp.unlink(path, (err) => cb(err)));
   }
 
-  /**
-   * A directory's entries ('.' and '..' left out). READDIRs go two at a time: a server answers one handle's requests
-   * in order, and a directory that fits in one answer (OpenSSH sends up to 100 names) then ends with the second,
-   * a round trip sooner. The CLOSE is sent, not waited for: the server handles it before anything sent later.
-   */
-  async readdir(path: string): Promise<RemoteEntry[]> {
-    const handle = await this.call<Buffer>('readdir', path, (cb) => this.sftp.opendir(path, cb));
-    const entries: RemoteEntry[] = [];
-    try {
-      // Bounded: each round either ends the listing or brings names; a server that never says EOF is cut off.
-      for (let round = 0; round < MAX_READDIR_ROUNDS; round++) {
-        const answers = await Promise.all([this.readdirOnce(handle, path), this.readdirOnce(handle, path)]);
-        for (const list of answers) {
-          if (list === false) return entries;
-          for (const e of list) if (e.filename !== '.' && e.filename !== '..') entries.push({ name: e.filename, attrs: e.attrs as Stats });
-        }
-      }
-      throw new SafeScpError('remote-failure', `listing ${path} did not end after ${2 * MAX_READDIR_ROUNDS} reads`, { phase: 'transfer', remotePath: path });
-    } finally {
-      this.close(handle, path).catch(() => undefined);
-    }
+  /** A directory's entries ('.' and '..' left out): remote-dir.ts. */
+  readdir(path: string): Promise<RemoteEntry[]> {
+    return listDirectory(path, {
+      open: () => this.call<Buffer>('readdir', path, (cb) => this.sftp.opendir(path, cb)),
+      read: (handle) => this.readdirOnce(handle, path),
+      close: (handle) => this.close(handle, path),
+    });
   }
 
   /** One READDIR on an open directory: its names, or false at the end. */

@@ -142,8 +142,7 @@ export async function download(channels: Channels, sources: readonly string[], t
       await ensureLocalDir(localPath(dir), options.preserve ? dir.attrs.mode & 0o7777 : 0o755);
     }
     const files = items.filter((i) => i.type === 'file' && !state.done.has(localPath(i)));
-    // As for uploads (upload.ts): more channels only for more than one moves while they open.
-    if (files.reduce((sum, f) => sum + f.attrs.size, 0) > 8 * 2 ** 20 || files.length > 2 * rfs.filesInFlight(options.filesInFlight)) channels.want();
+    channels.wantFor(files.reduce((sum, f) => sum + f.attrs.size, 0), files.length, rfs.filesInFlight(options.filesInFlight));
     await spread(channels, files, (c) => c.filesInFlight(options.filesInFlight), (file, c) => downloadFile(channels, c, file, localPath(file), options, state));
     if (options.preserve) {
       for (const dir of items.filter((i) => i.type === 'dir').reverse()) {

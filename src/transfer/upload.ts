@@ -63,7 +63,7 @@ export async function upload(
   const filesInFlight = rfs.filesInFlight(options.filesInFlight);
   // What the local side holds decides at once, unless --update may find most of it on the server already.
   const local = sources.flatMap((s) => s.items).filter((it) => it.type === 'file');
-  if (!options.update && worthMoreChannels(local, filesInFlight)) channels.want();
+  if (!options.update) channels.wantFor(sum(local), local.length, filesInFlight);
   // One listing per directory that existed before this attempt, instead of a stat per file.
   const list = options.staged || options.update ? filesInFlight : 0;
   const { jobs, created, dests, listing } = await planUpload(rfs, sources, target, options.preserve, (remote) => state.done.has(remote), list);
@@ -71,7 +71,7 @@ export async function upload(
   if (options.staged) await stage(rfs, unchanged, listing, filesInFlight, options, state);
   const buffers = new BufferPool(Math.max(1024, Math.min(options.chunkSize, rfs.maxWriteLength)), 2 * Math.max(1, options.requestsInFlight) * Math.max(1, options.channels));
   const toSend = unchanged.filter((j) => !state.staged.has(j.remote));
-  if (worthMoreChannels(toSend.map((j) => j.item), filesInFlight)) channels.want();
+  channels.wantFor(sum(toSend.map((j) => j.item)), toSend.length, filesInFlight);
   const context: FileContext = { channels, options, state, buffers, created, listing, prefetch };
   try {
     await spread(channels, toSend, (c) => c.filesInFlight(options.filesInFlight), (j, c, release) => uploadFile(c, j, context, release));
@@ -89,16 +89,7 @@ export async function upload(
   if (options.preserve) await setDirectoryTimes(rfs, sources, dests);
 }
 
-/**
- * Whether the extra channels offered pay for themselves (each costs the server a login shell and takes a few round
- * trips to open): only for more than one channel moves meanwhile, 4 windows of bytes (OpenSSH's 2 MiB each) or
- * two waves of files.
- */
-function worthMoreChannels(files: readonly LocalItem[], filesInFlight: number): boolean {
-  let bytes = 0;
-  for (const f of files) bytes += f.size;
-  return bytes > 8 * 2 ** 20 || files.length > 2 * filesInFlight;
-}
+const sum = (files: readonly LocalItem[]): number => files.reduce((total, f) => total + f.size, 0);
 
 /**
  * --update, rsync's quick check: a file whose remote copy has the local size and mtime (whole seconds, as SFTP
