@@ -35,24 +35,54 @@ export async function writeSpread(
   const answered: Array<Promise<void>> = [];
   const run = async (rfs: RemoteFs, h: Buffer): Promise<void> => {
     for (let r = next++; r < count && failure === undefined; r = next++) {
-      const { answered: done } = await sendWrites(rfs, h, temp, local, r * RANGE, Math.min(size, (r + 1) * RANGE), requestsInFlight, state, buffers);
-      done.catch((err: unknown) => (failure ??= err));
-      answered.push(done);
+      try {
+        const { answered: done } = await sendWrites(rfs, h, temp, local, r * RANGE, Math.min(size, (r + 1) * RANGE), requestsInFlight, state, buffers);
+        done.catch((err: unknown) => (failure ??= err));
+        answered.push(done);
+      } catch (err: unknown) {
+        failure ??= err;
+      }
     }
   };
-  const others: Array<{ rfs: RemoteFs; handle: Buffer }> = [];
+  const { others, failure: joined } = await onEveryChannel(channels, own, handle, () => next < count, (rfs) => rfs.open(temp, 'r+'), run);
+  failure ??= joined;
+  await Promise.allSettled(answered);
+  const closed = await Promise.allSettled(others.map((o) => o.rfs.close(o.handle, temp)));
+  for (const c of closed) if (c.status === 'rejected') failure ??= c.reason;
+  if (failure !== undefined) throw failure;
+  state.emit({ kind: 'debug', message: `${temp}: ${count} ranges of ${RANGE / 1024 / 1024} MiB written over ${others.length + 1} SFTP channel${others.length === 0 ? '' : 's'}` });
+}
+
+/** The other channels that joined a spread file, each with its own handle on it (for the caller to close). */
+export type Joined = Array<{ rfs: RemoteFs; handle: Buffer }>;
+
+/**
+ * Runs `run` on `own` with `handle`, and on every other channel open now or later while `more()` says work is left,
+ * with the handle `open` gives it there. Resolves once every run has ended, with the channels that joined and the
+ * first failure to open or run.
+ */
+export async function onEveryChannel(
+  channels: Channels,
+  own: RemoteFs,
+  handle: Buffer,
+  more: () => boolean,
+  open: (rfs: RemoteFs) => Promise<Buffer>,
+  run: (rfs: RemoteFs, handle: Buffer) => Promise<void>,
+): Promise<{ others: Joined; failure: unknown }> {
+  let failure: unknown;
+  const others: Joined = [];
   const helpers: Array<Promise<void>> = [];
   const unsubscribe = channels.each((rfs) => {
-    if (rfs === own || next >= count) return;
+    if (rfs === own || !more()) return;
     helpers.push(
-      rfs.open(temp, 'r+').then(async (h) => {
+      open(rfs).then(async (h) => {
         others.push({ rfs, handle: h });
         await run(rfs, h);
       }),
     );
   });
   try {
-    await run(own, handle);
+    await run(own, handle).catch((err: unknown) => (failure ??= err));
     for (let waited = 0; waited < helpers.length; ) {
       const batch = helpers.length;
       const results = await Promise.allSettled(helpers);
@@ -62,9 +92,5 @@ export async function writeSpread(
   } finally {
     unsubscribe();
   }
-  await Promise.allSettled(answered);
-  const closed = await Promise.allSettled(others.map((o) => o.rfs.close(o.handle, temp)));
-  for (const c of closed) if (c.status === 'rejected') failure ??= c.reason;
-  if (failure !== undefined) throw failure;
-  state.emit({ kind: 'debug', message: `${temp}: ${count} ranges of ${RANGE / 1024 / 1024} MiB written over ${others.length + 1} SFTP channel${others.length === 0 ? '' : 's'}` });
+  return { others, failure };
 }

@@ -4,7 +4,7 @@ import type fs from 'node:fs/promises';
 import type { Channels } from '../ssh/channels.js';
 import type { RemoteFs } from '../ssh/remote-fs.js';
 import type { TransferState } from './progress.js';
-import { RANGE } from './ranges.js';
+import { RANGE, onEveryChannel } from './ranges.js';
 
 export interface ReadOptions {
   readonly chunkSize: number;
@@ -94,28 +94,8 @@ export async function readSpread(channels: Channels, own: RemoteFs, handle: Buff
       }
     }
   };
-  const others: Array<{ rfs: RemoteFs; handle: Buffer }> = [];
-  const helpers: Array<Promise<void>> = [];
-  const unsubscribe = channels.each((rfs) => {
-    if (rfs === own || next >= count) return;
-    helpers.push(
-      rfs.open(to.remote, 'r').then(async (h) => {
-        others.push({ rfs, handle: h });
-        await run(rfs, h);
-      }),
-    );
-  });
-  try {
-    await run(own, handle);
-    for (let waited = 0; waited < helpers.length; ) {
-      const batch = helpers.length;
-      const results = await Promise.allSettled(helpers);
-      for (const r of results) if (r.status === 'rejected') failure ??= r.reason;
-      waited = batch;
-    }
-  } finally {
-    unsubscribe();
-  }
+  const { others, failure: joined } = await onEveryChannel(channels, own, handle, () => next < count, (rfs) => rfs.open(to.remote, 'r'), run);
+  failure ??= joined;
   await Promise.allSettled(others.map((o) => o.rfs.close(o.handle, to.remote)));
   if (failure !== undefined) throw failure;
   state.emit({ kind: 'debug', message: `${to.remote}: ${count} ranges of ${RANGE / 1024 / 1024} MiB read over ${others.length + 1} SFTP channel${others.length === 0 ? '' : 's'}` });
