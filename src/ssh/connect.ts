@@ -188,7 +188,10 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
         const channels = new Channels(fs, lost, batch);
         // The extra channels are offered once the first is open, and join while it transfers if the work asks for
         // them (a few small files do not: each costs the server a login shell). Asked for explicitly (--channels),
-        // they open at once, whatever the round trip.
+        // they open at once, whatever the round trip. Opening them beside the first instead was measured for a
+        // 2000-file tree at 50 ms: 5% faster against a server whose channels start cheaply (internal-sftp), 3%
+        // slower against one that starts a heavy login shell; and no public signal of the round trip comes before
+        // the first channel (authentication's time is mostly the server's own work), so they wait for it.
         const forced = options.channelsForced === true;
         channels.offer((options.channels ?? 1) - 1, () => openSftp(client), options.emit, `${target.host}:${target.port}`, forced ? 0 : MIN_RTT_MS, forced);
         resolve({
