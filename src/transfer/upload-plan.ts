@@ -156,7 +156,9 @@ async function makeDirs(rfs: RemoteFs, dirs: readonly DirToMake[], preserve: boo
   const depths = new Map<number, DirToMake[]>();
   for (const x of missing) {
     const depth = x.d.rel === '' ? 0 : x.d.rel.split('/').length;
-    depths.set(depth, [...(depths.get(depth) ?? []), x]);
+    const level = depths.get(depth);
+    if (level) level.push(x);
+    else depths.set(depth, [x]);
   }
   for (const depth of [...depths.keys()].sort((a, b) => a - b)) {
     await pool(depths.get(depth) ?? [], 1024, async (x) => {
