@@ -49,7 +49,7 @@ export const OPTIONS = [
     value: int(1, 16),
     default: 4,
     describe:
-      "SFTP channels on the one connection: files and a big file's ranges are spread over them; by default only when the round trip is 5 ms or more (a server with a lower MaxSessions gets fewer)",
+      "SFTP channels on the one connection, both ways: files and a big file's ranges are spread over them; by default opened only for over 8 MiB or 512 files and a round trip of 5 ms or more (a server with a lower MaxSessions gets fewer)",
   },
   {
     name: 'staged',
