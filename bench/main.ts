@@ -11,7 +11,7 @@
 //   BENCH_DIR=...           where data and targets go; default /dev/shm when it is a tmpfs with room, else $TMPDIR
 // WAN section (wan.ts):
 //   BENCH_LINKS=10/200,50/1000   links as RTT ms / Mbit/s
-//   BENCH_WORKLOADS=file64,file256,tree,tree-again
+//   BENCH_WORKLOADS=file64,file256,tree,tree-again,file64-down,tree-down
 //   BENCH_WAN_TOOLS=safe-scp,scp,rsync
 // Loopback section (loopback.ts):
 //   BENCH_QUICK=1           small data (64 MiB file, 200-file tree, 20 separate files), 1 round unless BENCH_ROUNDS

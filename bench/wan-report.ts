@@ -24,6 +24,8 @@ const WORKLOAD_TITLE: Record<Workload, string> = {
   file256: '256 MiB file',
   tree: 'tree (-r)',
   'tree-again': 'same tree, unchanged',
+  'file64-down': '64 MiB file, download',
+  'tree-down': 'tree (-r), download',
 };
 
 const TOOL_TITLE: Record<WanTool, string> = { 'safe-scp': 'safe-scp', scp: '`scp`', rsync: '`rsync -a -e ssh`' };
@@ -64,6 +66,7 @@ export function wanReport(
       `bandwidth cap in each direction). Up to ${s.rounds} round(s), tools alternating, medians. MB = 10^6 bytes. ` +
       `Tree: ${info.treeFiles} x 4 KiB files in ${info.treeDirs} directories. Every copy checked by sha256, target wiped after it. ` +
       'The unchanged tree: the same command once untimed, then timed (safe-scp `--update -r`, `rsync -a`). ' +
+      'Downloads: the same file and tree, from the server into a local directory. ' +
       'Client CPU = user+sys of the client process tree; proxy CPU = the bench process (the proxy) during the run.' +
       (info.cut ? ' **Cut short by BENCH_DEADLINE_S: some runs did not happen.**' : ''),
     '',

@@ -1,6 +1,7 @@
 // The WAN section's vocabulary: workloads, tools, links and settings (shared by wan.ts and wan-report.ts).
 
-export const WORKLOADS = ['file64', 'file256', 'tree', 'tree-again'] as const;
+/** Uploads first (the acceptance rows), then the same 64 MiB file and tree downloaded. */
+export const WORKLOADS = ['file64', 'file256', 'tree', 'tree-again', 'file64-down', 'tree-down'] as const;
 export const WAN_TOOLS = ['safe-scp', 'scp', 'rsync'] as const;
 export type Workload = (typeof WORKLOADS)[number];
 export type WanTool = (typeof WAN_TOOLS)[number];

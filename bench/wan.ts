@@ -53,11 +53,12 @@ function makeWanData(work: string, s: WanSettings): WanData {
   fs.mkdirSync(dir, { recursive: true });
   const file = (name: 'file64' | 'file256', mib: number): WanData['files']['file64'] => {
     const p = path.join(dir, `${name}.bin`);
-    if (s.workloads.includes(name)) randomFile(p, mib * 2 ** 20);
-    return { path: p, bytes: mib * 2 ** 20, digests: s.workloads.includes(name) ? digests(p) : new Map() };
+    const wanted = s.workloads.includes(name) || (name === 'file64' && s.workloads.includes('file64-down'));
+    if (wanted) randomFile(p, mib * 2 ** 20);
+    return { path: p, bytes: mib * 2 ** 20, digests: wanted ? digests(p) : new Map() };
   };
   const treePath = path.join(dir, 'tree');
-  const wantTree = s.workloads.includes('tree') || s.workloads.includes('tree-again');
+  const wantTree = s.workloads.includes('tree') || s.workloads.includes('tree-again') || s.workloads.includes('tree-down');
   const shape = wantTree ? makeTree(treePath, { top: 10, sub: 19, perDir: 10, size: 4096 }) : { files: 0, dirs: 0 };
   const targets = path.join(work, 'targets');
   fs.mkdirSync(targets);
@@ -70,6 +71,15 @@ function makeWanData(work: string, s: WanSettings): WanData {
 
 /** How `tool` copies `workload` into the existing directory `dest`; undefined when that tool has no such row. */
 function invocation(env: ToolEnv, data: WanData, workload: Workload, tool: WanTool, dest: string): Invocation {
+  // Downloads: the server's side is this machine's data directory; `dest` is a local directory.
+  if (workload === 'file64-down') {
+    const from = remote(env, data.files.file64.path);
+    return tool === 'safe-scp' ? safeScp(env, [from, `${dest}/`]) : tool === 'scp' ? scp(env, [], [from, `${dest}/`]) : rsync(env, [from, `${dest}/`]);
+  }
+  if (workload === 'tree-down') {
+    const from = remote(env, data.tree.path);
+    return tool === 'safe-scp' ? safeScp(env, ['-r', from, dest]) : tool === 'scp' ? scp(env, ['-r'], [from, dest]) : rsync(env, [from, `${dest}/`]);
+  }
   if (workload === 'file64' || workload === 'file256') {
     const src = data.files[workload].path;
     const to = remote(env, path.join(dest, path.basename(src)));
@@ -83,8 +93,8 @@ function invocation(env: ToolEnv, data: WanData, workload: Workload, tool: WanTo
 
 function verify(data: WanData, workload: Workload, dest: string): string | undefined {
   try {
-    if (workload === 'file64' || workload === 'file256') {
-      const f = data.files[workload];
+    if (workload === 'file64' || workload === 'file256' || workload === 'file64-down') {
+      const f = data.files[workload === 'file64-down' ? 'file64' : workload];
       return sameDigests(f.digests, digests(path.join(dest, path.basename(f.path))));
     }
     return sameDigests(data.tree.digests, digests(path.join(dest, 'tree')));
@@ -97,6 +107,7 @@ function verify(data: WanData, workload: Workload, dest: string): string | undef
 function skipReason(link: Link, workload: Workload, tool: WanTool, round: number, hasUpdate: boolean): string | undefined {
   if (workload === 'tree-again' && tool === 'scp') return 'scp has no way to skip unchanged files';
   if (workload === 'tree-again' && tool === 'safe-scp' && !hasUpdate) return 'n/a (--update missing)';
+  if (workload === 'tree-down' && tool === 'scp') return 'one round trip per file, as the upload row shows';
   if (workload === 'tree' && tool === 'scp') {
     if (link.rttMs > SCP_TREE_MAX_RTT_MS) return `skipped above ${SCP_TREE_MAX_RTT_MS} ms RTT (one round trip per file: ~490 s at 50 ms)`;
     if (round > 0) return 'once per link (one round trip per file: ~100 s at 10 ms)';
@@ -180,6 +191,8 @@ export async function runWan(sshd: Sshd): Promise<SectionResult> {
       file256: data.files.file256.bytes,
       tree: data.tree.bytes,
       'tree-again': 0,
+      'file64-down': data.files.file64.bytes,
+      'tree-down': data.tree.bytes,
     };
     const rows: WanRow[] = [];
     for (const link of s.links) {

@@ -1,4 +1,5 @@
 // Downloads remote sources into a local target, never writing outside it whatever names the server sends.
+import { closeSync, fchmodSync, futimesSync, lstatSync, openSync, renameSync, rmSync, statSync, writeSync, type Stats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import posix from 'node:path/posix';
@@ -8,7 +9,8 @@ import { spread, type Channels } from '../ssh/channels.js';
 import type { RemoteEntry, RemoteFs, RemoteStats } from '../ssh/remote-fs.js';
 import { pool, tempName, type TransferState } from './progress.js';
 import { spreads } from './ranges.js';
-import { readSpan, readSpread } from './read-pipeline.js';
+import { SMALL_FILE } from './prefetch.js';
+import { readSpan, readSpread, type ReadOptions } from './read-pipeline.js';
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
@@ -143,7 +145,7 @@ export async function download(channels: Channels, sources: readonly string[], t
     }
     const files = items.filter((i) => i.type === 'file' && !state.done.has(localPath(i)));
     channels.wantFor(files.reduce((sum, f) => sum + f.attrs.size, 0), files.length, rfs.filesInFlight(options.filesInFlight));
-    await spread(channels, files, (c) => c.filesInFlight(options.filesInFlight), (file, c) => downloadFile(channels, c, file, localPath(file), options, state));
+    await spread(channels, files, (c) => c.filesInFlight(options.filesInFlight), (file, c, release) => downloadFile(channels, c, file, localPath(file), options, state, release));
     if (options.preserve) {
       for (const dir of items.filter((i) => i.type === 'dir').reverse()) {
         await fs.utimes(localPath(dir), dir.attrs.atime, dir.attrs.mtime);
@@ -152,42 +154,95 @@ export async function download(channels: Channels, sources: readonly string[], t
   }
 }
 
-async function downloadFile(channels: Channels, rfs: RemoteFs, item: RemoteItem, dest: string, options: DownloadOptions, state: TransferState): Promise<void> {
+/** `release`: a small file's reads are out, so the next file's open may go with them (spread). */
+async function downloadFile(channels: Channels, rfs: RemoteFs, item: RemoteItem, dest: string, options: DownloadOptions, state: TransferState, release: () => void): Promise<void> {
   const started = Date.now();
-  const existing = await fs.lstat(dest).catch(() => undefined);
+  // Synchronous where the page cache answers in microseconds: a promise through the thread pool costs tens, and a
+  // tree is thousands of files (the same choice as the local walk, local-tree.ts).
+  const existing = lstatOrUndefined(dest);
   if (existing?.isDirectory()) throw new SafeScpError('local-io', `${dest} is a directory; cannot replace it with a file`, { phase: 'local' });
   const temp = path.join(path.dirname(dest), tempName(path.basename(dest)));
   // Only a regular file's mode is kept: a symlink being replaced reports lrwxrwxrwx, which would make the file world-writable.
   const mode = options.preserve ? item.attrs.mode & 0o7777 : existing?.isFile() ? existing.mode & 0o7777 : item.attrs.mode & 0o777 & ~process.umask();
+  const times = options.preserve ? { atime: item.attrs.atime, mtime: item.attrs.mtime } : undefined;
+  const expected = item.attrs.size;
   const handle = await rfs.open(item.remote, 'r');
   state.temps.add(temp);
-  const local = await fs.open(temp, 'wx', 0o600).catch((err: unknown) => {
-    throw classifyLocalError(err, 'create', temp);
-  });
   try {
     // The size the listing gave is read (over every channel when it is big), then on to the end of the file: it
-    // may have grown, and the size checked is what was read.
-    const to = { remote: item.remote, local };
-    const expected = item.attrs.size;
-    const size = spreads(expected, options.channels)
-      ? await readSpread(channels, rfs, handle, to, expected, options, state).then((head) => (head < expected ? head : readSpan(rfs, handle, to, expected, expected, true, options, state)))
-      : await readSpan(rfs, handle, to, 0, expected, true, options, state);
-    await local.chmod(mode);
-    if (options.preserve) await local.utimes(item.attrs.atime, item.attrs.mtime);
-    await local.close();
-    const st = await fs.stat(temp);
-    if (st.size !== size) throw new SafeScpError('verify-failed', `size check failed for ${dest}`, { phase: 'verify' });
-    await fs.rename(temp, dest);
+    // may have grown, and the size checked is what was read. A small file is read into memory and written at once.
+    const small = expected <= SMALL_FILE ? readIntoMemory(rfs, handle, item.remote, expected, options, state) : undefined;
+    if (small) release();
+    const size = small
+      ? writeSmall(temp, await small, mode, times)
+      : await writeBig(temp, mode, times, async (local) => {
+            const to = { remote: item.remote, local };
+            return spreads(expected, options.channels)
+              ? readSpread(channels, rfs, handle, to, expected, options, state).then((head) => (head < expected ? head : readSpan(rfs, handle, to, expected, expected, true, options, state)))
+              : readSpan(rfs, handle, to, 0, expected, true, options, state);
+          });
+    if (statSync(temp).size !== size) throw new SafeScpError('verify-failed', `size check failed for ${dest}`, { phase: 'verify' });
+    renameSync(temp, dest);
     state.temps.delete(temp);
     state.done.set(dest, { source: item.remote, target: dest, bytes: size, verified: true });
     state.emit({ kind: 'file-done', source: item.remote, target: dest, bytes: size, skipped: false, durationMs: Date.now() - started });
   } catch (err: unknown) {
-    await local.close().catch(() => undefined);
-    await fs.rm(temp, { force: true });
+    rmSync(temp, { force: true });
     state.temps.delete(temp);
     throw err;
   } finally {
     // Sent, not waited for: the server handles it before anything sent later on this channel.
     rfs.close(handle, item.remote).catch(() => undefined);
+  }
+}
+
+function lstatOrUndefined(file: string): Stats | undefined {
+  try {
+    return lstatSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The whole remote file, read with an end-of-file probe beside the reads (one round trip for a small file). */
+async function readIntoMemory(rfs: RemoteFs, handle: Buffer, remote: string, expected: number, options: ReadOptions, state: TransferState): Promise<Buffer> {
+  const pieces: Array<{ data: Buffer; position: number }> = [];
+  const memory = { write: (data: Buffer, offset: number, length: number, position: number) => Promise.resolve(pieces.push({ data: data.subarray(offset, offset + length), position })) };
+  const size = await readSpan(rfs, handle, { remote, local: memory }, 0, expected, true, options, state);
+  const whole = Buffer.alloc(size);
+  for (const p of pieces) p.data.copy(whole, p.position);
+  return whole;
+}
+
+/** Writes `data` as the new file `temp` (never over an existing one), mode and times set; answers its size. */
+function writeSmall(temp: string, data: Buffer, mode: number, times: { atime: number; mtime: number } | undefined): number {
+  let fd: number;
+  try {
+    fd = openSync(temp, 'wx', 0o600);
+  } catch (err: unknown) {
+    throw classifyLocalError(err, 'create', temp);
+  }
+  try {
+    for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done);
+    fchmodSync(fd, mode);
+    if (times) futimesSync(fd, times.atime, times.mtime);
+  } finally {
+    closeSync(fd);
+  }
+  return data.length;
+}
+
+/** Opens `temp` (never over an existing file), lets `fill` write it, then sets mode and times; answers `fill`'s size. */
+async function writeBig(temp: string, mode: number, times: { atime: number; mtime: number } | undefined, fill: (local: fs.FileHandle) => Promise<number>): Promise<number> {
+  const local = await fs.open(temp, 'wx', 0o600).catch((err: unknown) => {
+    throw classifyLocalError(err, 'create', temp);
+  });
+  try {
+    const size = await fill(local);
+    await local.chmod(mode);
+    if (times) await local.utimes(times.atime, times.mtime);
+    return size;
+  } finally {
+    await local.close();
   }
 }

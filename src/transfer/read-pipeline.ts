@@ -1,6 +1,5 @@
 // The read side of a download: pipelined READ requests over one span of a remote file, and a big file's 8 MiB
 // ranges read over every SFTP channel into the one local temporary file.
-import type fs from 'node:fs/promises';
 import type { Channels } from '../ssh/channels.js';
 import type { RemoteFs } from '../ssh/remote-fs.js';
 import type { TransferState } from './progress.js';
@@ -11,10 +10,10 @@ export interface ReadOptions {
   readonly requestsInFlight: number;
 }
 
-/** Where a span's bytes come from and go to. */
+/** Where a span's bytes come from and go to: a local file, or memory (a small file, download.ts). */
 export interface ReadTarget {
   readonly remote: string;
-  readonly local: fs.FileHandle;
+  readonly local: { write(data: Buffer, offset: number, length: number, position: number): Promise<unknown> };
 }
 
 /**
