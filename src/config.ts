@@ -241,7 +241,7 @@ export function resolveConfig(raw: RawOptions, env: Env): ResolvedConfig {
   }
   if (config.sources.some((s) => s === '') && direction === 'upload') throw usageError('empty source path');
   if (raw.inplace && raw.staged) throw usageError('`--inplace` and `--staged` cannot be combined: a file written in place has no temporary name to stage');
-  if ((raw.inplace || raw.update) && direction === 'download') throw usageError(`\`--${raw.inplace ? 'inplace' : 'update'}\` applies to uploads only`);
+  if (raw.inplace && direction === 'download') throw usageError('`--inplace` applies to uploads only');
   return Object.freeze(config);
 }
 

@@ -42,7 +42,7 @@ export const OPTIONS = [
   { name: 'identity', alias: 'i', value: list, describe: 'private key file (repeatable); SSH_PRIVATE_KEY is used too' },
   { name: 'recursive', alias: 'r', value: flag, describe: 'copy directories recursively' },
   { name: 'preserve', alias: 'p', value: flag, describe: 'keep modification times and modes' },
-  { name: 'update', value: flag, describe: "skip files whose remote size and mtime equal the local ones (rsync's quick check); sent files get the local mtime" },
+  { name: 'update', value: flag, describe: "skip files whose copy on the other side has the same size and mtime (rsync's quick check); copied files get the source's mtime" },
   { name: 'inplace', value: flag, describe: 'write over existing files in place like scp, for directories you cannot write to (not atomic)' },
   {
     name: 'channels',

@@ -1,5 +1,5 @@
 // Downloads remote sources into a local target, never writing outside it whatever names the server sends.
-import { closeSync, fchmodSync, futimesSync, lstatSync, openSync, renameSync, rmSync, statSync, writeSync, type Stats } from 'node:fs';
+import { renameSync, rmSync, statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import posix from 'node:path/posix';
@@ -10,7 +10,8 @@ import type { RemoteEntry, RemoteFs, RemoteStats } from '../ssh/remote-fs.js';
 import { pool, tempName, type TransferState } from './progress.js';
 import { spreads } from './ranges.js';
 import { SMALL_FILE } from './prefetch.js';
-import { readSpan, readSpread, type ReadOptions } from './read-pipeline.js';
+import { lstatOrUndefined, writeBig, writeSmall } from './local-write.js';
+import { readIntoMemory, readSpan, readSpread } from './read-pipeline.js';
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
@@ -22,6 +23,8 @@ export interface DownloadOptions {
   readonly chunkSize: number;
   readonly requestsInFlight: number;
   readonly filesInFlight: number;
+  /** --update: skip a file whose local copy has the remote size and mtime; files written get the remote times. */
+  readonly update: boolean;
   /** SFTP channels wanted (--channels): files and a big file's ranges are spread over them. */
   readonly channels: number;
 }
@@ -143,7 +146,8 @@ export async function download(channels: Channels, sources: readonly string[], t
     for (const dir of items.filter((i) => i.type === 'dir')) {
       await ensureLocalDir(localPath(dir), options.preserve ? dir.attrs.mode & 0o7777 : 0o755);
     }
-    const files = items.filter((i) => i.type === 'file' && !state.done.has(localPath(i)));
+    const listed = items.filter((i) => i.type === 'file' && !state.done.has(localPath(i)));
+    const files = options.update ? skipUnchanged(listed, localPath, state) : listed;
     channels.wantFor(files.reduce((sum, f) => sum + f.attrs.size, 0), files.length, rfs.filesInFlight(options.filesInFlight));
     await spread(channels, files, (c) => c.filesInFlight(options.filesInFlight), (file, c, release) => downloadFile(channels, c, file, localPath(file), options, state, release));
     if (options.preserve) {
@@ -157,14 +161,13 @@ export async function download(channels: Channels, sources: readonly string[], t
 /** `release`: a small file's reads are out, so the next file's open may go with them (spread). */
 async function downloadFile(channels: Channels, rfs: RemoteFs, item: RemoteItem, dest: string, options: DownloadOptions, state: TransferState, release: () => void): Promise<void> {
   const started = Date.now();
-  // Synchronous where the page cache answers in microseconds: a promise through the thread pool costs tens, and a
-  // tree is thousands of files (the same choice as the local walk, local-tree.ts).
   const existing = lstatOrUndefined(dest);
   if (existing?.isDirectory()) throw new SafeScpError('local-io', `${dest} is a directory; cannot replace it with a file`, { phase: 'local' });
   const temp = path.join(path.dirname(dest), tempName(path.basename(dest)));
   // Only a regular file's mode is kept: a symlink being replaced reports lrwxrwxrwx, which would make the file world-writable.
   const mode = options.preserve ? item.attrs.mode & 0o7777 : existing?.isFile() ? existing.mode & 0o7777 : item.attrs.mode & 0o777 & ~process.umask();
-  const times = options.preserve ? { atime: item.attrs.atime, mtime: item.attrs.mtime } : undefined;
+  // -p sets mode and times; --update the times only, so that the next run's quick check can compare.
+  const times = options.preserve || options.update ? { atime: item.attrs.atime, mtime: item.attrs.mtime } : undefined;
   const expected = item.attrs.size;
   const handle = await rfs.open(item.remote, 'r');
   state.temps.add(temp);
@@ -196,53 +199,22 @@ async function downloadFile(channels: Channels, rfs: RemoteFs, item: RemoteItem,
   }
 }
 
-function lstatOrUndefined(file: string): Stats | undefined {
-  try {
-    return lstatSync(file);
-  } catch {
-    return undefined;
+/**
+ * --update, rsync's quick check the other way: a remote file whose local copy is a regular file of the same size and
+ * mtime (whole seconds, as SFTP carries them) is not fetched. Returns the files left to do.
+ */
+function skipUnchanged(files: readonly RemoteItem[], localPath: (item: RemoteItem) => string, state: TransferState): RemoteItem[] {
+  const left: RemoteItem[] = [];
+  let skipped = 0;
+  for (const file of files) {
+    const dest = localPath(file);
+    const st = lstatOrUndefined(dest);
+    if (st?.isFile() && st.size === file.attrs.size && Math.floor(st.mtimeMs / 1000) === file.attrs.mtime) {
+      skipped++;
+      state.skipped.set(dest, { source: file.remote, target: dest, bytes: st.size, verified: false, skipped: true });
+      state.emit({ kind: 'file-done', source: file.remote, target: dest, bytes: st.size, skipped: true, durationMs: 0 });
+    } else left.push(file);
   }
-}
-
-/** The whole remote file, read with an end-of-file probe beside the reads (one round trip for a small file). */
-async function readIntoMemory(rfs: RemoteFs, handle: Buffer, remote: string, expected: number, options: ReadOptions, state: TransferState): Promise<Buffer> {
-  const pieces: Array<{ data: Buffer; position: number }> = [];
-  const memory = { write: (data: Buffer, offset: number, length: number, position: number) => Promise.resolve(pieces.push({ data: data.subarray(offset, offset + length), position })) };
-  const size = await readSpan(rfs, handle, { remote, local: memory }, 0, expected, true, options, state);
-  const whole = Buffer.alloc(size);
-  for (const p of pieces) p.data.copy(whole, p.position);
-  return whole;
-}
-
-/** Writes `data` as the new file `temp` (never over an existing one), mode and times set; answers its size. */
-function writeSmall(temp: string, data: Buffer, mode: number, times: { atime: number; mtime: number } | undefined): number {
-  let fd: number;
-  try {
-    fd = openSync(temp, 'wx', 0o600);
-  } catch (err: unknown) {
-    throw classifyLocalError(err, 'create', temp);
-  }
-  try {
-    for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done);
-    fchmodSync(fd, mode);
-    if (times) futimesSync(fd, times.atime, times.mtime);
-  } finally {
-    closeSync(fd);
-  }
-  return data.length;
-}
-
-/** Opens `temp` (never over an existing file), lets `fill` write it, then sets mode and times; answers `fill`'s size. */
-async function writeBig(temp: string, mode: number, times: { atime: number; mtime: number } | undefined, fill: (local: fs.FileHandle) => Promise<number>): Promise<number> {
-  const local = await fs.open(temp, 'wx', 0o600).catch((err: unknown) => {
-    throw classifyLocalError(err, 'create', temp);
-  });
-  try {
-    const size = await fill(local);
-    await local.chmod(mode);
-    if (times) await local.utimes(times.atime, times.mtime);
-    return size;
-  } finally {
-    await local.close();
-  }
+  if (skipped > 0) state.emit({ kind: 'debug', message: `--update: ${skipped} unchanged files skipped (same size and mtime here)` });
+  return left;
 }

@@ -100,3 +100,13 @@ export async function readSpread(channels: Channels, own: RemoteFs, handle: Buff
   state.emit({ kind: 'debug', message: `${to.remote}: ${count} ranges of ${RANGE / 1024 / 1024} MiB read over ${others.length + 1} SFTP channel${others.length === 0 ? '' : 's'}` });
   return reached;
 }
+
+/** The whole remote file, read with an end-of-file probe beside the reads (one round trip for a small file). */
+export async function readIntoMemory(rfs: RemoteFs, handle: Buffer, remote: string, expected: number, options: ReadOptions, state: TransferState): Promise<Buffer> {
+  const pieces: Array<{ data: Buffer; position: number }> = [];
+  const memory = { write: (data: Buffer, offset: number, length: number, position: number) => Promise.resolve(pieces.push({ data: data.subarray(offset, offset + length), position })) };
+  const size = await readSpan(rfs, handle, { remote, local: memory }, 0, expected, true, options, state);
+  const whole = Buffer.alloc(size);
+  for (const p of pieces) p.data.copy(whole, p.position);
+  return whole;
+}

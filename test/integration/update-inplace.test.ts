@@ -66,6 +66,39 @@ test('--update: a second deploy of an unchanged tree sends nothing; a changed fi
   expect(fs.readdirSync(path.join(target, 'site', 'd1')).filter((n) => n.includes('.safe-scp-'))).toEqual([]);
 });
 
+test('--update downloading: a second fetch of an unchanged tree reads nothing; a changed file is fetched, with the remote mtime', async () => {
+  const served = path.join(work, 'served');
+  for (let i = 0; i < 30; i++) {
+    fs.mkdirSync(path.join(served, `d${i % 3}`), { recursive: true });
+    fs.writeFileSync(path.join(served, `d${i % 3}`, `f${i}.txt`), crypto.randomBytes(500 + i));
+  }
+  const into = path.join(work, 'fetched');
+  fs.mkdirSync(into);
+  const fetch = async (): Promise<{ code: number | null; stderr: string; stdout: string; report: Report }> => {
+    const reportFile = path.join(work, `report-${++counter}.json`);
+    const result = await runCli(['-v', '-P', String(sshd.port), '--report', reportFile, '-r', '--update', `${sshd.user}@127.0.0.1:${served}`, `${into}/`], env, 60_000);
+    return { ...result, report: JSON.parse(fs.readFileSync(reportFile, 'utf8')) as Report };
+  };
+  const local = (rel: string): string => path.join(into, 'served', rel);
+
+  const first = await fetch();
+  expect(first.code).toBe(0);
+  const remoteFile = path.join(served, 'd1', 'f1.txt');
+  expect(Math.floor(fs.statSync(local('d1/f1.txt')).mtimeMs / 1000)).toBe(Math.floor(fs.statSync(remoteFile).mtimeMs / 1000));
+
+  const second = await fetch();
+  expect(second.code).toBe(0);
+  expect(second.stdout + second.stderr).toMatch(/copied 0 files \(0 bytes\), skipped 30 unchanged/);
+  expect(second.report.files.filter((f) => f.skipped)).toHaveLength(30);
+
+  fs.writeFileSync(remoteFile, crypto.randomBytes(501));
+  fs.utimesSync(remoteFile, new Date(), new Date(Date.now() + 5000));
+  const third = await fetch();
+  expect(third.code).toBe(0);
+  expect(third.stdout + third.stderr).toMatch(/copied 1 file \(501 bytes\), skipped 29 unchanged/);
+  expect(sha(local('d1/f1.txt'))).toBe(sha(remoteFile));
+});
+
 // A non-root login (nobody, through internal-sftp: its shell is nologin) that may write a file but not its directory.
 const asRoot = process.getuid?.() === 0;
 (asRoot || process.env['CI'] ? test : test.skip)('a directory the user cannot write to: the error says why and offers --inplace, which writes in place and says so', async () => {
