@@ -151,7 +151,9 @@ async function makeDirs(rfs: RemoteFs, dirs: readonly DirToMake[], preserve: boo
   const listing = list > 0 ? await listDirs(rfs, failed.map((x) => x.key), list) : new Map<string, Map<string, RemoteStats>>();
   const unlisted = failed.filter((x) => !listing.has(x.key));
   const stats = await Promise.all(unlisted.map((x) => rfs.statOrUndefined(x.remote).catch(() => undefined)));
-  const missing = unlisted.filter((_, i) => !isDir(stats[i]));
+  const blocked = unlisted.find((_, i) => stats[i] !== undefined && !isDir(stats[i]));
+  if (blocked) throw new SafeScpError('remote-failure', `remote ${blocked.remote} exists and is not a directory; cannot copy the directory ${blocked.d.path} there`, { phase: 'transfer', remotePath: blocked.remote });
+  const missing = unlisted.filter((_, i) => stats[i] === undefined);
   // Level by level, as a server that does not keep the order needs; each level's directories at once.
   const depths = new Map<number, DirToMake[]>();
   for (const x of missing) {

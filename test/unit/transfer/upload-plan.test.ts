@@ -17,8 +17,9 @@ const site: LocalSource = {
  * A server stand-in holding a set of directories. Requests are queued and handled together at the end of the turn,
  * in the order sent or, with `reorder`, backwards (a server free to reorder a burst); each answer comes a turn later.
  */
-function server(existing: string[], reorder = false) {
+function server(existing: string[], reorder = false, files: string[] = []) {
   const dirs = new Set(['/', '/srv', ...existing]);
+  const plain = new Set(files);
   const turns: string[][] = [];
   let queue: Array<() => void> = [];
   let batch: string[] = [];
@@ -48,12 +49,13 @@ function server(existing: string[], reorder = false) {
   const rfs = {
     mkdir: (p: string) =>
       request(`mkdir ${p}`, () => {
-        if (dirs.has(p)) throw new SafeScpError('remote-failure', `mkdir ${p}: Failure`, { phase: 'transfer', remotePath: p });
+        if (dirs.has(p) || plain.has(p)) throw new SafeScpError('remote-failure', `mkdir ${p}: Failure`, { phase: 'transfer', remotePath: p });
         if (!dirs.has(parentOf(p))) throw noSuch(p);
         dirs.add(p);
       }),
     stat: (p: string) =>
       request(`stat ${p}`, () => {
+        if (plain.has(p)) return { mode: 0o100644, size: 1 } as RemoteStats;
         if (!dirs.has(p)) throw noSuch(p);
         return { mode: 0o040755, size: 0 } as RemoteStats;
       }),
@@ -99,4 +101,13 @@ test('a parent that cannot be made: the failure names it', async () => {
   const { rfs } = server([]);
   const refusing = { ...rfs, mkdir: (p: string) => (p === '/srv/site/a' ? Promise.reject(new SafeScpError('remote-permission-denied', `mkdir ${p}: Permission denied`, { phase: 'transfer', remotePath: p })) : rfs.mkdir(p)) } as unknown as RemoteFs;
   await expect(planUpload(refusing, [site], '/srv', false, () => false, 16)).rejects.toMatchObject({ code: 'remote-permission-denied', remotePath: '/srv/site/a' });
+});
+
+test('a file where a directory goes: the failure says so and names both', async () => {
+  const { rfs } = server(['/srv/site'], false, ['/srv/site/c']);
+  await expect(planUpload(rfs, [site], '/srv', false, () => false, 16)).rejects.toMatchObject({
+    code: 'remote-failure',
+    remotePath: '/srv/site/c',
+    message: 'remote /srv/site/c exists and is not a directory; cannot copy the directory /src/site/c there',
+  });
 });
