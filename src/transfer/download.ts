@@ -49,6 +49,9 @@ function unsafeName(message: string, remotePath?: string): SafeScpError {
 }
 
 async function walkRemote(rfs: RemoteFs, source: string, recursive: boolean, limit: number, state: TransferState): Promise<RemoteItem[]> {
+  // With -r the source is listed beside its stat, a round trip sooner when it is a directory (as it mostly is).
+  const top = recursive ? rfs.readdir(source) : undefined;
+  top?.catch(() => undefined);
   const st = await rfs.stat(source);
   const kind = st.mode & S_IFMT;
   if (kind === S_IFREG) return [{ type: 'file', remote: source, segments: [], attrs: st }];
@@ -60,7 +63,7 @@ async function walkRemote(rfs: RemoteFs, source: string, recursive: boolean, lim
   while (level.length > 0) {
     const listed = new Map<RemoteItem, RemoteEntry[]>();
     await pool(level, rfs.filesInFlight(limit), async (dir) => {
-      listed.set(dir, await rfs.readdir(dir.remote));
+      listed.set(dir, await (dir === items[0] && top ? top : rfs.readdir(dir.remote)));
     });
     const next: RemoteItem[] = [];
     for (const dir of level) {
