@@ -103,7 +103,13 @@ export async function planUpload(
   /** List the directories that existed (staged commit, --update): this many at once; 0 for no listing. */
   list = 0,
 ): Promise<UploadPlan> {
-  const dests = await destinations(rfs, sources, target);
+  const planned = destinations(rfs, sources, target);
+  // Sent with the target's stat, on the guess that the target is a directory (it mostly is) and each source lands in
+  // TARGET/<name>: a round trip sooner. A wrong guess makes nothing: every mkdir's parent is then missing or no
+  // directory.
+  const guess = sources.map((s) => path.join(target === '' ? '.' : target, s.name));
+  const early = sources.map((s, i) => sendMkdirs(rfs, dirsOf(s, guess[i] as string), preserve));
+  const dests = await planned;
   const created = new Set<string>();
   const listing = new Map<string, Map<string, RemoteStats>>();
   const jobs: Job[] = [];
@@ -115,8 +121,7 @@ export async function planUpload(
       if (done(remote)) continue;
       jobs.push(job(item, remote));
     }
-    const dirs = source.items.filter((it) => it.type === 'dir').map((d) => ({ d, remote: dest.path(d.rel), key: d.rel === '' ? dest.dir : dest.path(d.rel) }));
-    const made = await makeDirs(rfs, dirs, preserve, list);
+    const made = await makeDirs(rfs, dirsOf(source, dests[i] as string), preserve, list, dests[i] === guess[i] ? early[i] : undefined);
     for (const key of made.created) created.add(key);
     for (const [dir, entries] of made.listing) listing.set(dir, entries);
   }
@@ -126,6 +131,19 @@ export async function planUpload(
     for (const [dir, entries] of more) listing.set(dir, entries);
   }
   return { jobs, created, dests, listing };
+}
+
+const dirMode = (d: LocalItem, preserve: boolean): number => (preserve ? d.mode & 0o7777 : 0o755);
+
+/** The directories of `source` when it lands at `base`, parents before children. */
+function dirsOf(source: LocalSource, base: string): DirToMake[] {
+  const dest = destination(base);
+  return source.items.filter((it) => it.type === 'dir').map((d) => ({ d, remote: dest.path(d.rel), key: d.rel === '' ? dest.dir : dest.path(d.rel) }));
+}
+
+/** One mkdir for each of `dirs`, all sent now; answers which succeeded. */
+function sendMkdirs(rfs: RemoteFs, dirs: readonly DirToMake[], preserve: boolean): Promise<boolean[]> {
+  return Promise.all(dirs.map((x) => rfs.mkdir(x.remote, dirMode(x.d, preserve)).then(() => true, () => false)));
 }
 
 interface DirToMake {
@@ -143,9 +161,16 @@ interface DirToMake {
  * directories, or stat'ed): one that exists is fine; one still missing (a server that reordered the burst, or a
  * parent that could not be made) is retried level by level, which then explains a real failure.
  */
-async function makeDirs(rfs: RemoteFs, dirs: readonly DirToMake[], preserve: boolean, list: number): Promise<{ created: string[]; listing: Map<string, Map<string, RemoteStats>> }> {
-  const mode = (d: LocalItem): number => (preserve ? d.mode & 0o7777 : 0o755);
-  const made = await Promise.all(dirs.map((x) => rfs.mkdir(x.remote, mode(x.d)).then(() => true, () => false)));
+async function makeDirs(
+  rfs: RemoteFs,
+  dirs: readonly DirToMake[],
+  preserve: boolean,
+  list: number,
+  /** The burst of mkdirs for `dirs`, when it was already sent. */
+  sent?: Promise<boolean[]>,
+): Promise<{ created: string[]; listing: Map<string, Map<string, RemoteStats>> }> {
+  const mode = (d: LocalItem): number => dirMode(d, preserve);
+  const made = await (sent ?? sendMkdirs(rfs, dirs, preserve));
   const created = dirs.filter((_, i) => made[i]).map((x) => x.key);
   const failed = dirs.filter((_, i) => !made[i]);
   const listing = list > 0 ? await listDirs(rfs, failed.map((x) => x.key), list) : new Map<string, Map<string, RemoteStats>>();

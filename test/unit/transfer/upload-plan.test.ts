@@ -70,11 +70,11 @@ function server(existing: string[], reorder = false, files: string[] = []) {
   return { dirs, turns, rfs: rfs as unknown as RemoteFs };
 }
 
-test('a new tree: every mkdir in one burst, all created, nothing listed', async () => {
+test('a new tree: every mkdir in one burst, with the stat of the target, all created, nothing listed', async () => {
   const { dirs, turns, rfs } = server([]);
   const plan = await planUpload(rfs, [site], '/srv', false, () => false, 16);
-  expect(turns[1]).toEqual(['mkdir /srv/site', 'mkdir /srv/site/a', 'mkdir /srv/site/a/b', 'mkdir /srv/site/c']);
-  expect(turns).toHaveLength(2);
+  expect(turns[0]).toEqual(['stat /', 'stat /srv', 'mkdir /srv/site', 'mkdir /srv/site/a', 'mkdir /srv/site/a/b', 'mkdir /srv/site/c']);
+  expect(turns).toHaveLength(1);
   expect([...dirs]).toEqual(expect.arrayContaining(['/srv/site/a/b', '/srv/site/c']));
   expect([...plan.created].sort()).toEqual(['/srv/site', '/srv/site/a', '/srv/site/a/b', '/srv/site/c']);
   expect(plan.jobs.map((j) => j.remote)).toEqual(['/srv/site/a/b/x', '/srv/site/c/y']);
@@ -85,8 +85,8 @@ test('a tree that is there already: the failed mkdirs are listed in one burst, w
   const { turns, rfs } = server(['/srv/site', '/srv/site/a', '/srv/site/a/b', '/srv/site/c']);
   const plan = await planUpload(rfs, [site], '/srv', false, () => false, 16);
   expect(plan.created.size).toBe(0);
-  expect(turns[2]).toEqual(['readdir /srv/site', 'readdir /srv/site/a', 'readdir /srv/site/a/b', 'readdir /srv/site/c']);
-  expect(turns).toHaveLength(3);
+  expect(turns[1]).toEqual(['readdir /srv/site', 'readdir /srv/site/a', 'readdir /srv/site/a/b', 'readdir /srv/site/c']);
+  expect(turns).toHaveLength(2);
   expect([...(plan.listing.get('/srv/site/a')?.keys() ?? [])]).toEqual(['b']);
 });
 
@@ -110,4 +110,13 @@ test('a file where a directory goes: the failure says so and names both', async 
     remotePath: '/srv/site/c',
     message: 'remote /srv/site/c exists and is not a directory; cannot copy the directory /src/site/c there',
   });
+});
+
+test('a target that does not exist: the mkdirs sent on the guess that it is a directory make nothing, and the tree becomes the target', async () => {
+  const { dirs, turns, rfs } = server([]);
+  const plan = await planUpload(rfs, [site], '/srv/new', false, () => false, 16);
+  expect(turns[0]).toEqual(['stat /srv', 'stat /srv/new', 'mkdir /srv/new/site', 'mkdir /srv/new/site/a', 'mkdir /srv/new/site/a/b', 'mkdir /srv/new/site/c']);
+  expect([...dirs].filter((d) => d.startsWith('/srv/new')).sort()).toEqual(['/srv/new', '/srv/new/a', '/srv/new/a/b', '/srv/new/c']);
+  expect([...plan.created].sort()).toEqual(['/srv/new', '/srv/new/a', '/srv/new/a/b', '/srv/new/c']);
+  expect(plan.jobs.map((j) => j.remote)).toEqual(['/srv/new/a/b/x', '/srv/new/c/y']);
 });
