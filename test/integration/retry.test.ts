@@ -7,7 +7,7 @@ import type { FaultPlan } from '../../harness/fault-plan.js';
 import { startFaultProxy, type FaultProxy } from '../../harness/fault-proxy.js';
 import { startSshd, type Sshd } from '../../harness/sshd.js';
 import { backoffDelay } from '../../src/retry.js';
-import { baseEnv, runCli, startCli, tempDir, writeRandomFile, type CliResult } from './helpers/cli.js';
+import { baseEnv, makeTree, runCli, startCli, tempDir, writeRandomFile, type CliResult } from './helpers/cli.js';
 import type { Report } from '../../src/log/report.js';
 
 
@@ -164,6 +164,27 @@ test('a reset halfway through a 64 MiB upload: the retry sends only what was mis
   const second = p.records[1]?.bytesToServer ?? 0;
   expect(second).toBeGreaterThan(64 * 1024 * 1024);
   expect(second).toBeLessThan(64 * 1024 * 1024 + 8 * 64 * 1024);
+});
+
+test('a reset halfway through a tree download: the retry fetches what was missing, the tree is whole, no temp file remains', async () => {
+  const served = path.join(work, 'served-tree');
+  makeTree(served, 8192);
+  const into = path.join(work, `fetched-${++counter}`);
+  fs.mkdirSync(into);
+  // The proxy's `mid-kex` point counts the bytes from the server: here about half of the tree's 16 MB.
+  const p = await proxy({ failFirst: 1, fault: { kind: 'reset', at: 'mid-kex', afterBytes: 8 * 1024 * 1024 } });
+  const { result, report } = await viaProxy(p, ['-v', '--channels', '4', '--retry-delay', '100ms', '-r', remote(served), `${into}/`]);
+
+  expect(result.code).toBe(0);
+  expect(p.faultsTriggered).toBe(1);
+  expect(report.attempts.map((a) => a.cause)).toEqual(['connection-lost-mid-transfer', null]);
+  const files = (root: string): string[] => (fs.readdirSync(root, { recursive: true }) as string[]).sort();
+  const local = path.join(into, 'served-tree');
+  expect(files(local)).toEqual(files(served));
+  for (const f of files(served).filter((n) => n.endsWith('.bin'))) expect({ f, sha: sha(path.join(local, f)) }).toEqual({ f, sha: sha(path.join(served, f)) });
+  expect(files(local).filter((n) => n.includes('.safe-scp-'))).toEqual([]);
+  // What attempt 1 finished is not fetched again: every file is reported done once.
+  expect(result.stderr.split(' -> ').length - 1).toBe(files(served).filter((n) => n.endsWith('.bin')).length);
 });
 
 test('out of retries after a mid-transfer reset: exit 75, and the dead attempt\'s temp file is still removed', async () => {
