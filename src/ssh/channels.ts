@@ -92,7 +92,7 @@ export class Channels {
       await Promise.all(
         Array.from({ length: extra }, async () => {
           try {
-            const rfs = new RemoteFs(await openOne(), this.lost, this.batch);
+            const rfs = new RemoteFs(await openOne(), this.lost, this.batch, this.first.maxLength);
             if (this.stopped) return;
             this.open.push(rfs);
             for (const listener of this.listeners) listener(rfs);

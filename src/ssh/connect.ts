@@ -8,8 +8,8 @@ import { SafeScpError } from '../errors.js';
 import { clientConfig, hostKeyName, type ConnectOptions } from './client-config.js';
 import { Channels, MIN_RTT_MS, openSftp } from './channels.js';
 import { writeBatcher } from './write-batch.js';
-import { RemoteFs } from './remote-fs.js';
-import { cryptoKind } from './ssh2-internals.js';
+import { RemoteFs, sftpLength } from './remote-fs.js';
+import { cryptoKind } from './native-crypto.js';
 import { abortPromise, resolveAddress, tapBanner, tcpConnect } from './socket.js';
 
 export { hostKeyName, type ConnectOptions };
@@ -184,7 +184,7 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
         clearTimeout(timer);
         trace.phase = 'transfer';
         const batch = writeBatcher(sock);
-        const fs = new RemoteFs(sftp, lost, batch);
+        const fs = new RemoteFs(sftp, lost, batch, sftpLength(trace.serverVersion));
         const channels = new Channels(fs, lost, batch);
         // The extra channels are offered once the first is open, and join while it transfers if the work asks for
         // them (a few small files do not: each costs the server a login shell). Asked for explicitly (--channels),

@@ -3,7 +3,6 @@ import type { Attributes, FileEntry, SFTPWrapper, Stats } from 'ssh2';
 import { classifySftpError, type RemoteSpace } from '../classify.js';
 import { SafeScpError } from '../errors.js';
 import { listDirectory, type RemoteEntry } from './remote-dir.js';
-import { sftpLimits } from './ssh2-internals.js';
 import type { WriteBatch } from './write-batch.js';
 
 export type RemoteStats = Stats;
@@ -12,12 +11,21 @@ export type SetAttributes = Partial<Pick<Attributes, 'mode' | 'atime' | 'mtime'>
 export type { RemoteEntry };
 
 /**
+ * The longest READ or WRITE that ssh2 sends as one request for a server with this version string. Beyond it ssh2
+ * splits a request and sends the pieces one after another, which would put part of a write behind the CLOSE sent
+ * after it. ssh2 takes the length from the version string: OpenSSH's and dropbear's sftp-server accept 256 KiB, any
+ * server 34000 bytes; less 2 KiB of request overhead. (limits@openssh.com, which ssh2 reads too, only ever raised it
+ * so far: OpenSSH says 255 KiB.)
+ */
+export function sftpLength(serverVersion: string | undefined): number {
+  return /^SSH-2\.0-(?:OpenSSH|dropbear)/.test(serverVersion ?? '') ? 256 * 1024 - 2048 : 34000 - 2048;
+}
+
+/**
  * ssh2 never calls back a pending SFTP request when the connection drops (see
  * faults-and-perf.md 2.1: a pending fastPut hangs forever), so every call races `lost`.
  */
 export class RemoteFs {
-  readonly maxWriteLength: number;
-  readonly maxReadLength: number;
   /** Open handles the server allows (limits@openssh.com): Infinity when unlimited, undefined when it does not say. */
   readonly maxOpenHandles: number | undefined;
   /** Requests sent and not yet answered (the stall watchdog looks only when some are). */
@@ -36,10 +44,9 @@ export class RemoteFs {
     lost: Promise<never>,
     /** Batches this turn's packets into one socket write (write-batch.ts). */
     private readonly batch: WriteBatch = () => undefined,
+    /** The longest READ or WRITE sent as one request (sftpLength). */
+    readonly maxLength: number = sftpLength(undefined),
   ) {
-    const limits = sftpLimits(sftp);
-    this.maxWriteLength = limits.write;
-    this.maxReadLength = limits.read;
     // A public field (no underscore) ssh2 sets from limits@openssh.com; its type declarations leave it out.
     const handles = (sftp as unknown as { maxOpenHandles?: unknown }).maxOpenHandles;
     this.maxOpenHandles = typeof handles === 'number' && handles > 0 ? handles : undefined;

@@ -23,7 +23,7 @@ export interface ReadTarget {
  * the last byte written (`start` when there was none); a short read is completed, an early end of file ends it.
  */
 export async function readSpan(rfs: RemoteFs, handle: Buffer, to: ReadTarget, start: number, end: number, untilEof: boolean, options: ReadOptions, state: TransferState): Promise<number> {
-  const chunk = Math.max(1024, Math.min(options.chunkSize, rfs.maxReadLength));
+  const chunk = Math.max(1024, Math.min(options.chunkSize, rfs.maxLength));
   let offset = start;
   let eof = false;
   let reached = start;

@@ -33,8 +33,8 @@ export interface UploadOptions {
 }
 
 /**
- * Measured with `npm run bench` (README, Performance). Writes are capped at the server's limit (OpenSSH: 261120
- * bytes), but 128 KiB writes move a 512 MiB file faster than writes at that limit: the server acts on a WRITE only
+ * Measured with `npm run bench` (README, Performance). Writes stay within what ssh2 sends as one request
+ * (RemoteFs.maxLength: OpenSSH 254 KiB), and 128 KiB writes move a 512 MiB file faster than writes at that length: the server acts on a WRITE only
  * once all of it has come through sshd and the pipe to sftp-server, so smaller requests keep the three processes
  * busier at once (512 MiB on 2 vCPUs: 1.0-1.15 s at 96-192 KiB, 1.35-1.6 s at 224-255 KiB, for the same total
  * CPU). 16 x 128 KiB in flight is OpenSSH's 2 MiB channel window, as much as a server with that window takes
@@ -69,7 +69,7 @@ export async function upload(
   const { jobs, created, dests, listing } = await planUpload(rfs, sources, target, options.preserve, (remote) => state.done.has(remote), list);
   const unchanged = options.update ? skipUnchanged(jobs, listing, state) : jobs;
   if (options.staged) await stage(rfs, unchanged, listing, filesInFlight, options, state);
-  const buffers = new BufferPool(Math.max(1024, Math.min(options.chunkSize, rfs.maxWriteLength)), 2 * Math.max(1, options.requestsInFlight) * Math.max(1, options.channels));
+  const buffers = new BufferPool(Math.max(1024, Math.min(options.chunkSize, rfs.maxLength)), 2 * Math.max(1, options.requestsInFlight) * Math.max(1, options.channels));
   const toSend = unchanged.filter((j) => !state.staged.has(j.remote));
   channels.wantFor(sum(toSend.map((j) => j.item)), toSend.length, filesInFlight);
   const context: FileContext = { channels, options, state, buffers, created, listing, prefetch };

@@ -10,6 +10,7 @@ import ssh2 from 'ssh2';
 import type { Client as SshClient, FileEntryWithStats, SFTPWrapper, Stats as SftpStats } from 'ssh2';
 import { startEmbeddedServer, type EmbeddedServer } from '../../demo/embedded-server.js';
 import { generateEd25519KeyPair } from '../../src/ssh/keygen.js';
+import { baseEnv, runCli } from './helpers/cli.js';
 
 const { Client } = ssh2;
 const STEP_MS = 10_000;
@@ -200,6 +201,27 @@ describe('embedded SFTP server', () => {
     await callVoid('unlink', (d) => sftp.unlink('/site/assets/bundle.js', d));
     await callVoid('rmdir', (d) => sftp.rmdir('/site/assets', d));
     expect(existsSync(path.join(root, 'site', 'assets'))).toBe(false);
+  }, TEST_MS);
+
+  test('safe-scp copies files over 32 KiB up and back: against a server that is not OpenSSH, no request is split behind its CLOSE', async () => {
+    const files = { 'big.bin': randomBytes(2 * 1024 * 1024 + 5), 'mid.bin': randomBytes(40 * 1024) };
+    const src = path.join(local, 'cli-src');
+    await mkdir(src);
+    for (const [name, data] of Object.entries(files)) await writeFile(path.join(src, name), data);
+    await mkdir(path.join(root, 'cli'));
+    const home = path.join(base, 'cli-home');
+    await mkdir(home);
+    const env = baseEnv({ HOME: home, SSH_PRIVATE_KEY: clientKeys.private, SSH_KNOWN_HOSTS: server.hostKeyLine(), SAFE_SCP_HOST_INTERVAL: '0', SAFE_SCP_STATE_DIR: path.join(home, 'state') });
+    const up = await runCli(['-P', String(server.port), path.join(src, 'big.bin'), path.join(src, 'mid.bin'), `${USER}@${server.host}:/cli/`], env, 60_000);
+    expect({ code: up.code, stderr: up.stderr }).toEqual({ code: 0, stderr: '' });
+    const back = path.join(local, 'cli-back');
+    await mkdir(back);
+    const down = await runCli(['-r', '-P', String(server.port), `${USER}@${server.host}:/cli`, `${back}/`], env, 60_000);
+    expect({ code: down.code, stderr: down.stderr }).toEqual({ code: 0, stderr: '' });
+    const sha = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
+    for (const [name, data] of Object.entries(files)) {
+      expect({ name, up: sha(await readFile(path.join(root, 'cli', name))), back: sha(await readFile(path.join(back, 'cli', name))) }).toEqual({ name, up: sha(data), back: sha(data) });
+    }
   }, TEST_MS);
 
   test('maps filesystem errors to SFTP status codes', async () => {

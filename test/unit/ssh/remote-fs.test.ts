@@ -1,6 +1,6 @@
 // RemoteFs: the limits it takes from the server, and the one-promise small-file put.
 import type { SFTPWrapper } from 'ssh2';
-import { RemoteFs } from '../../../src/ssh/remote-fs.js';
+import { RemoteFs, sftpLength } from '../../../src/ssh/remote-fs.js';
 
 const never = new Promise<never>(() => undefined);
 const fsWith = (limits: Record<string, unknown>): RemoteFs => new RemoteFs(limits as unknown as SFTPWrapper, never);
@@ -17,11 +17,14 @@ describe('RemoteFs.filesInFlight', () => {
     expect(fsWith({}).filesInFlight(64)).toBe(32);
     expect(fsWith({}).filesInFlight(8)).toBe(8);
   });
+});
 
-  test('write and read lengths come from limits@openssh.com, 32 KiB without it', () => {
-    expect(fsWith({ _maxWriteLen: 261120, _maxReadLen: 261120 }).maxWriteLength).toBe(261120);
-    expect(fsWith({}).maxReadLength).toBe(32768);
-  });
+test('the longest request ssh2 sends whole: 254 KiB to OpenSSH and dropbear, 31952 bytes to any other server or an unknown one', () => {
+  expect(sftpLength('SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10')).toBe(260096);
+  expect(sftpLength('SSH-2.0-dropbear_2022.83')).toBe(260096);
+  expect(sftpLength('SSH-2.0-ssh2js1.17.0')).toBe(31952);
+  expect(sftpLength(undefined)).toBe(31952);
+  expect(new RemoteFs({} as unknown as SFTPWrapper, never).maxLength).toBe(31952);
 });
 
 describe('RemoteFs.putSmall', () => {
