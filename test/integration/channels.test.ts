@@ -19,6 +19,15 @@ const sha = (file: string): string => crypto.createHash('sha256').update(fs.read
 const randomFile = (name: string, size: number): string => writeRandomFile(path.join(work, name), size);
 const envFor = (sshd: Sshd, port: number): NodeJS.ProcessEnv => sshdEnv(sshd.userKeyPath, sshd.knownHostsLines('127.0.0.1', port), path.join(work, 'home'));
 
+/** A fresh sshd (internal-sftp: channels open without a login shell) behind a 20 ms latency link. */
+async function behindLink(): Promise<{ sshd: Sshd; link: LatencyProxy; env: NodeJS.ProcessEnv }> {
+  const sshd = await startSshd({ internalSftp: true });
+  servers.push(sshd);
+  const link = await startLatencyProxy({ targetPort: sshd.port, rttMs: 20, mbitPerS: 1000 });
+  slowLinks.push(link);
+  return { sshd, link, env: envFor(sshd, link.port) };
+}
+
 beforeAll(() => {
   work = tempDir('channels');
   fs.mkdirSync(path.join(work, 'home'));
@@ -85,11 +94,7 @@ test('MaxSessions 1: the extra channels are refused, the copy goes on over one a
 });
 
 test('over a 20 ms link the extra channels open for work that needs them, not for one small file or an unchanged tree', async () => {
-  const sshd = await startSshd({ internalSftp: true });
-  servers.push(sshd);
-  const link = await startLatencyProxy({ targetPort: sshd.port, rttMs: 20, mbitPerS: 1000 });
-  slowLinks.push(link);
-  const env = envFor(sshd, link.port);
+  const { sshd, link, env } = await behindLink();
   const dir = path.join(work, 'srv-link');
   fs.mkdirSync(dir);
   const to = `${sshd.user}@127.0.0.1:${dir}/`;
@@ -132,15 +137,12 @@ test('a 64 MiB download spread over 4 channels, reset mid-transfer: the retry le
 });
 
 test('a tree downloaded over a 20 ms link: its directories listed level by level, its files spread over the channels', async () => {
-  const sshd = await startSshd({ internalSftp: true });
-  servers.push(sshd);
-  const link = await startLatencyProxy({ targetPort: sshd.port, rttMs: 20, mbitPerS: 1000 });
-  slowLinks.push(link);
+  const { sshd, link, env } = await behindLink();
   const tree = path.join(work, 'remote-tree');
   makeTree(tree, 700);
   const dir = path.join(work, 'local-tree');
   fs.mkdirSync(dir);
-  const result = await runCli(['-v', '-P', String(link.port), '-r', `${sshd.user}@127.0.0.1:${tree}`, `${dir}/`], envFor(sshd, link.port));
+  const result = await runCli(['-v', '-P', String(link.port), '-r', `${sshd.user}@127.0.0.1:${tree}`, `${dir}/`], env);
   expect(result.code).toBe(0);
   expect(result.stderr).toMatch(/^safe-scp: 4 SFTP channels open to 127\.0\.0\.1:\d+$/m);
   const files = (root: string): string[] => (fs.readdirSync(root, { recursive: true }) as string[]).sort();

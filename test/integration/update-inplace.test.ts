@@ -27,11 +27,18 @@ afterAll(async () => {
   if (work) fs.rmSync(work, { recursive: true, force: true });
 });
 
-async function run(args: string[], extraEnv: Record<string, string> = {}, server: Sshd = sshd, user = sshd.user): Promise<{ code: number | null; stderr: string; stdout: string; report: Report }> {
+type Run = { code: number | null; stderr: string; stdout: string; report: Report };
+
+/** The CLI with -v and a report, `args` as given (operands included). */
+async function runArgs(args: string[], extraEnv: Record<string, string> = {}, server: Sshd = sshd): Promise<Run> {
   const reportFile = path.join(work, `report-${++counter}.json`);
-  const last = args.at(-1) as string;
-  const result = await runCli(['-v', '-P', String(server.port), '--report', reportFile, ...args.slice(0, -1), `${user}@127.0.0.1:${last}`], { ...env, SSH_KNOWN_HOSTS: server.knownHostsLines('127.0.0.1', server.port), ...extraEnv }, 60_000);
+  const result = await runCli(['-v', '-P', String(server.port), '--report', reportFile, ...args], { ...env, SSH_KNOWN_HOSTS: server.knownHostsLines('127.0.0.1', server.port), ...extraEnv }, 60_000);
   return { ...result, report: JSON.parse(fs.readFileSync(reportFile, 'utf8')) as Report };
+}
+
+/** An upload: the last of `args` is the remote target's path. */
+function run(args: string[], extraEnv: Record<string, string> = {}, server: Sshd = sshd, user = sshd.user): Promise<Run> {
+  return runArgs([...args.slice(0, -1), `${user}@127.0.0.1:${args.at(-1) as string}`], extraEnv, server);
 }
 
 test('--update: a second deploy of an unchanged tree sends nothing; a changed file is sent, with the local mtime', async () => {
@@ -74,11 +81,7 @@ test('--update downloading: a second fetch of an unchanged tree reads nothing; a
   }
   const into = path.join(work, 'fetched');
   fs.mkdirSync(into);
-  const fetch = async (): Promise<{ code: number | null; stderr: string; stdout: string; report: Report }> => {
-    const reportFile = path.join(work, `report-${++counter}.json`);
-    const result = await runCli(['-v', '-P', String(sshd.port), '--report', reportFile, '-r', '--update', `${sshd.user}@127.0.0.1:${served}`, `${into}/`], env, 60_000);
-    return { ...result, report: JSON.parse(fs.readFileSync(reportFile, 'utf8')) as Report };
-  };
+  const fetch = (): Promise<Run> => runArgs(['-r', '--update', `${sshd.user}@127.0.0.1:${served}`, `${into}/`]);
   const local = (rel: string): string => path.join(into, 'served', rel);
 
   const first = await fetch();
