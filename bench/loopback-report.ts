@@ -1,8 +1,8 @@
 // The loopback section's tables and acceptance ratios (see loopback.ts for the runs).
 import os from 'node:os';
 import path from 'node:path';
-import { CLI, f0, f2, f3, fileSystemOf, machine, summarize, type SectionResult, type Summary } from './common.js';
-import { pastDeadline, run, type Sample } from './measure.js';
+import { f0, f2, f3, fileSystemOf, machine, summarize, type SectionResult, type Summary } from './common.js';
+import { pastDeadline, type Sample } from './measure.js';
 
 export type CaseId = 'big' | 'tree' | 'many';
 export type ToolId = 'safe-scp' | 'scp' | 'scp-gcm' | 'rsync' | 'scp-per-file' | 'scp-one-call' | 'cp';
@@ -50,12 +50,6 @@ export const TOOL_LABEL: Record<ToolId, string> = {
   cp: 'local `cp` (no SSH: the file-system floor)',
 };
 
-async function codeCacheState(env: NodeJS.ProcessEnv): Promise<'accepted' | 'rejected' | 'missing' | 'unknown'> {
-  const res = await run(CLI, ['--version'], { env: { ...env, SAFESCP_CODE_CACHE_CHECK: '1' }, timeoutMs: 30_000 });
-  const state = /code cache: (accepted|rejected|missing)/.exec(res.output)?.[1];
-  return state === 'accepted' || state === 'rejected' || state === 'missing' ? state : 'unknown';
-}
-
 // ---------------------------------------------------------------------------------------------
 
 export interface LoopbackRuns {
@@ -65,7 +59,6 @@ export interface LoopbackRuns {
   samples: ReadonlyMap<string, Sample[]>;
   bytesOf: Record<CaseId, number>;
   startup: { node: Summary; safeScp: Summary; overheadMs: number } | undefined;
-  safeEnv: NodeJS.ProcessEnv;
   safeCipher: string;
   scpCipher: string;
   binding: boolean;
@@ -103,7 +96,6 @@ export async function loopbackReport(input: LoopbackRuns): Promise<SectionResult
   ].map((a) => ({ criterion: a.criterion, target: a.target, value: a.value, pass: Number.isFinite(a.value) ? a.ok(a.value) : null }));
 
   const info = machine();
-  const codeCache = await codeCacheState(input.safeEnv);
   const load = { before: Number(loadBefore.toFixed(2)), after: Number((os.loadavg()[0] ?? 0).toFixed(2)) };
   const lines: string[] = [];
   lines.push(
@@ -114,8 +106,7 @@ export async function loopbackReport(input: LoopbackRuns): Promise<SectionResult
     `Ciphers: safe-scp ${safeCipher || '?'}, default scp ${scpCipher || '?'}. ssh2 native crypto binding: ${binding ? 'present' : 'missing'}. ` +
       'CPU = user+sys of the client process tree; machine CPU = all busy CPU during the run (client + sshd); ' +
       'steal = CPU time the hypervisor gave to other guests during the run (the run was slowed by it). ' +
-      `Code cache of the bin: ${codeCache}. ` +
-      (process.env['NODE_EXTRA_CA_CERTS'] ? 'NODE_EXTRA_CA_CERTS is set here: bare node loads it at every start, the safe-scp bin drops it (no TLS). ' : '') +
+      (process.env['NODE_EXTRA_CA_CERTS'] ? 'NODE_EXTRA_CA_CERTS is set here: node, and so safe-scp, loads it at every start. ' : '') +
       `Data and targets on ${fileSystemOf(data.work)} (${path.dirname(data.work)}). ` +
       (data.freshGroups ? 'Target directories start in fresh ext4 block groups (chattr +T). ' : '') +
       `Load average (1 min) before/after: ${load.before}/${load.after}.`,
@@ -148,7 +139,6 @@ export async function loopbackReport(input: LoopbackRuns): Promise<SectionResult
     date: new Date().toISOString(),
     machine: info,
     sshCryptoBinding: binding,
-    codeCache,
     nodeExtraCaCerts: Boolean(process.env['NODE_EXTRA_CA_CERTS']),
     targetsInFreshBlockGroups: data.freshGroups,
     fileSystem: fileSystemOf(data.work),

@@ -206,7 +206,7 @@ export async function runLoopback(sshd: Sshd): Promise<SectionResult> {
       startup = { node, safeScp: safe, overheadMs: (safe.medianS - node.medianS) * 1000 };
     }
 
-    return await loopbackReport({ s, data, cases, samples, bytesOf, startup, safeEnv: env.safeEnv, safeCipher, scpCipher, binding, loadBefore });
+    return await loopbackReport({ s, data, cases, samples, bytesOf, startup, safeCipher, scpCipher, binding, loadBefore });
   } finally {
     fs.rmSync(work, { recursive: true, force: true, maxRetries: 3 });
   }
