@@ -134,7 +134,6 @@ function verify(data: Data, c: CaseId, dest: string): string | undefined {
   }
 }
 
-/** Whether the bin, run by this Node, takes its V8 code cache (scripts/bin.mjs): a rejected one costs every run ~70 ms. */
 /** The loopback section: tools straight at the private sshd. */
 export async function runLoopback(sshd: Sshd): Promise<SectionResult> {
   const s = settings();
