@@ -15,6 +15,22 @@ export const MIN_RTT_MS = 5;
 /** OpenSSH's channel window: what one channel has in flight per round trip. */
 const WINDOW = 2 * 1024 * 1024;
 
+/** The work a transfer asks the channels for (Channels.wantFor). */
+interface Work {
+  bytes: number;
+  files: number;
+  filesInFlight: number;
+}
+
+/**
+ * How long one channel takes for `work` at this round trip, as far as round trips go: a window of bytes, or a
+ * wave of files in flight (an open, then the rest of each file), per round trip. The server's own time is left
+ * out, so this errs towards one channel.
+ */
+export function oneChannelMs(work: Work, rttMs: number): number {
+  return Math.max(work.bytes / WINDOW, work.files / work.filesInFlight) * rttMs;
+}
+
 /** The SFTP channels of one connection: the first is open when the session is; the others open in the background. */
 export class Channels {
   private readonly open: RemoteFs[];
@@ -25,11 +41,15 @@ export class Channels {
   private rtt: Promise<number> | undefined;
   /** Set once the session is being closed: a channel still opening then fails, and that is no refusal. */
   private stopped = false;
+  /** What the transfer asked for (wantFor), weighed against what a channel costs to open. */
+  private work: Work | undefined;
 
   constructor(
     readonly first: RemoteFs,
     private readonly lost: Promise<never>,
     private readonly batch?: WriteBatch,
+    /** How long the first channel took from the request to its first SFTP answer: what another one costs. */
+    private readonly openMs = 0,
   ) {
     this.open = [first];
     // A connection that is lost fails the channels still opening: no refusal either.
@@ -49,10 +69,14 @@ export class Channels {
   }
 
   /**
-   * Opens the channels offered when the work is more than one channel moves while they open (each costs the server
-   * a login shell and a few round trips): over 4 windows of bytes (OpenSSH's 2 MiB each) or two waves of files.
+   * Opens the channels offered when the work is more than one channel moves while they open: over 4 windows of
+   * bytes (OpenSSH's 2 MiB each) or two waves of files, and (weighed once the round trip is known) over twice what
+   * the first channel took to open. Each costs the server a login shell and a few round trips, and helps only with
+   * the work left once it is open: against a server whose shell starts slowly, a tree that one channel moves in a
+   * few round trips would only wait for them and share its CPU with their starts.
    */
   wantFor(bytes: number, files: number, filesInFlight: number): void {
+    this.work = { bytes, files, filesInFlight };
     if (bytes > 4 * WINDOW || files > 2 * filesInFlight) this.want();
   }
 
@@ -85,6 +109,11 @@ export class Channels {
       const rttMs = minRttMs > 0 ? await this.roundTrip() : 0;
       if (rttMs < minRttMs) {
         emit({ kind: 'debug', message: `round trip to ${where} ${rttMs} ms: one channel's window (2 MiB a round trip) does not limit this link, so no extra SFTP channels (each costs the server an sftp-server)` });
+        return;
+      }
+      const alone = minRttMs > 0 && this.work ? oneChannelMs(this.work, rttMs) : Infinity;
+      if (alone < 2 * this.openMs) {
+        emit({ kind: 'debug', message: `one SFTP channel moves this in about ${Math.round(alone)} ms at a ${rttMs} ms round trip, and the first took ${this.openMs} ms to open: no extra channels` });
         return;
       }
       // All at once: each waits a few round trips and a server-side start, which on a WAN link is most of what it costs.

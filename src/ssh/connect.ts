@@ -178,14 +178,16 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
         resolve(connected);
         return;
       }
+      const asked = Date.now();
       client.sftp((err, sftp) => {
         if (err) return fail(err);
+        const openMs = Date.now() - asked;
         settled = true;
         clearTimeout(timer);
         trace.phase = 'transfer';
         const batch = writeBatcher(sock);
         const fs = new RemoteFs(sftp, lost, batch, sftpLength(trace.serverVersion));
-        const channels = new Channels(fs, lost, batch);
+        const channels = new Channels(fs, lost, batch, openMs);
         // The extra channels are offered once the first is open, and join while it transfers if the work asks for
         // them (a few small files do not: each costs the server a login shell). Asked for explicitly (--channels),
         // they open at once, whatever the round trip. Opening them beside the first instead was measured for a

@@ -19,9 +19,12 @@ const sha = (file: string): string => crypto.createHash('sha256').update(fs.read
 const randomFile = (name: string, size: number): string => writeRandomFile(path.join(work, name), size);
 const envFor = (sshd: Sshd, port: number): NodeJS.ProcessEnv => sshdEnv(sshd.userKeyPath, sshd.knownHostsLines('127.0.0.1', port), path.join(work, 'home'));
 
-/** A fresh sshd (internal-sftp: channels open without a login shell) behind a 20 ms latency link. */
-async function behindLink(): Promise<{ sshd: Sshd; link: LatencyProxy; env: NodeJS.ProcessEnv }> {
-  const sshd = await startSshd({ internalSftp: true });
+/**
+ * A fresh sshd behind a 20 ms latency link; by default internal-sftp, whose channels open without a login shell,
+ * or a given sftp-server command.
+ */
+async function behindLink(sftpServerPath?: string): Promise<{ sshd: Sshd; link: LatencyProxy; env: NodeJS.ProcessEnv }> {
+  const sshd = await startSshd(sftpServerPath ? { sftpServerPath } : { internalSftp: true });
   servers.push(sshd);
   const link = await startLatencyProxy({ targetPort: sshd.port, rttMs: 20, mbitPerS: 1000 });
   slowLinks.push(link);
@@ -103,8 +106,9 @@ test('over a 20 ms link the extra channels open for work that needs them, not fo
   expect(small.code).toBe(0);
   expect(small.stderr).not.toMatch(/SFTP channels? open/);
 
+  // 64 MB in 2000 files: one channel needs over 30 windows, far longer than a channel takes to open here.
   const tree = path.join(work, 'link-tree');
-  makeTree(tree, 512);
+  makeTree(tree, 32 * 1024);
   const first = await runCli(['-v', '--update', '-P', String(link.port), '-r', tree, to], env);
   expect(first.code).toBe(0);
   expect(first.stderr).toMatch(/^safe-scp: 4 SFTP channels open to 127\.0\.0\.1:\d+$/m);
@@ -113,6 +117,21 @@ test('over a 20 ms link the extra channels open for work that needs them, not fo
   expect(again.code).toBe(0);
   expect(again.stderr).toMatch(/--update: 2000 unchanged files skipped/);
   expect(again.stderr).not.toMatch(/SFTP channels? open/);
+});
+
+test('a server whose SFTP channel takes a second to start: a tree one channel moves in a few round trips gets no more', async () => {
+  const slowStart = path.join(work, 'slow-sftp-server');
+  fs.writeFileSync(slowStart, '#!/bin/sh\nsleep 1\nexec /usr/lib/openssh/sftp-server "$@"\n', { mode: 0o755 });
+  const { sshd, link, env } = await behindLink(slowStart);
+  const dir = path.join(work, 'srv-slow-start');
+  fs.mkdirSync(dir);
+  const tree = path.join(work, 'slow-start-tree');
+  makeTree(tree, 512);
+  const result = await runCli(['-v', '-P', String(link.port), '-r', tree, `${sshd.user}@127.0.0.1:${dir}/`], env);
+  expect(result.code).toBe(0);
+  expect(result.stderr).toMatch(/^safe-scp: one SFTP channel moves this in about \d+ ms at a \d+ ms round trip, and the first took \d{4,} ms to open: no extra channels$/m);
+  expect(result.stderr).not.toMatch(/SFTP channels? open/);
+  expect(fs.readdirSync(path.join(dir, 'slow-start-tree'), { recursive: true })).toHaveLength(2200);
 });
 
 test('a 64 MiB download spread over 4 channels, reset mid-transfer: the retry leaves the file identical and no temporary file', async () => {
@@ -139,7 +158,7 @@ test('a 64 MiB download spread over 4 channels, reset mid-transfer: the retry le
 test('a tree downloaded over a 20 ms link: its directories listed level by level, its files spread over the channels', async () => {
   const { sshd, link, env } = await behindLink();
   const tree = path.join(work, 'remote-tree');
-  makeTree(tree, 700);
+  makeTree(tree, 32 * 1024);
   const dir = path.join(work, 'local-tree');
   fs.mkdirSync(dir);
   const result = await runCli(['-v', '-P', String(link.port), '-r', `${sshd.user}@127.0.0.1:${tree}`, `${dir}/`], env);

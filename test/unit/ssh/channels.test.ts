@@ -1,5 +1,5 @@
 import type { SFTPWrapper } from 'ssh2';
-import { Channels, spread } from '../../../src/ssh/channels.js';
+import { Channels, oneChannelMs, spread } from '../../../src/ssh/channels.js';
 import type { RemoteFs } from '../../../src/ssh/remote-fs.js';
 import type { SafeScpEvent } from '../../../src/log/events.js';
 
@@ -142,4 +142,38 @@ describe('spread', () => {
     expect(ended).toBe(started.length);
     expect(started.length).toBeLessThan(10);
   });
+});
+
+describe('extra channels weighed against what the first took to open', () => {
+  // A round trip of ~20 ms; a 2000-file tree of 8 MB with 256 files in flight: one channel needs ~8 round trips.
+  const slow = { ...first, realpath: () => new Promise((r) => setTimeout(() => r('/'), 20)) } as unknown as RemoteFs;
+  const tree = async (openMs: number): Promise<{ asked: number; notes: string[] }> => {
+    const channels = new Channels(slow, never, undefined, openMs);
+    const notes: string[] = [];
+    let asked = 0;
+    channels.offer(3, () => {
+      asked++;
+      return Promise.resolve(fakeSftp());
+    }, (e) => notes.push(e.kind === 'debug' ? e.message : e.kind), 'web:22');
+    channels.wantFor(8_192_000, 2000, 256);
+    await channels.settled();
+    return { asked, notes };
+  };
+
+  test('a server whose channels start slowly: the tree stays on one channel, and -v says why', async () => {
+    const { asked, notes } = await tree(1000);
+    expect(asked).toBe(0);
+    expect(notes[0]).toMatch(/^one SFTP channel moves this in about \d+ ms at a \d+ ms round trip, and the first took 1000 ms to open: no extra channels$/);
+  });
+
+  test('a server whose channels start quickly: the extra channels open', async () => {
+    const { asked, notes } = await tree(40);
+    expect(asked).toBe(3);
+    expect(notes).toEqual(['4 SFTP channels open to web:22']);
+  });
+});
+
+test('oneChannelMs: a window of bytes or a wave of files per round trip, whichever is more', () => {
+  expect(oneChannelMs({ bytes: 64 * 1024 * 1024, files: 1, filesInFlight: 256 }, 50)).toBe(32 * 50);
+  expect(oneChannelMs({ bytes: 8_192_000, files: 2000, filesInFlight: 256 }, 50)).toBeCloseTo((2000 / 256) * 50);
 });
