@@ -41,8 +41,9 @@ export class Channels {
   private rtt: Promise<number> | undefined;
   /** Set once the session is being closed: a channel still opening then fails, and that is no refusal. */
   private stopped = false;
-  /** What the transfer asked for (wantFor), weighed against what a channel costs to open. */
+  /** What the transfer asked for (wantFor), weighed against what a channel costs to open, and when. */
   private work: Work | undefined;
+  private workAt = Date.now();
 
   constructor(
     readonly first: RemoteFs,
@@ -77,6 +78,7 @@ export class Channels {
    */
   wantFor(bytes: number, files: number, filesInFlight: number): void {
     this.work = { bytes, files, filesInFlight };
+    this.workAt = Date.now();
     if (bytes > 4 * WINDOW || files > 2 * filesInFlight) this.want();
   }
 
@@ -98,10 +100,13 @@ export class Channels {
   }
 
   /**
-   * Opens up to `extra` more channels at once, once the first has answered a request, while the transfer goes on over
-   * those already open: the transfer never waits for them. Each costs the server an sftp-server start (through the
-   * user's login shell) and a few round trips. A server that refuses some (MaxSessions) gets fewer: a -v note, not
-   * a failure.
+   * Opens up to `extra` more channels once the first has answered a request, while the transfer goes on over those
+   * already open: the transfer never waits for them. Each costs the server an sftp-server start (through the user's
+   * login shell) and a few round trips, and helps only with the work left once it is open. Asked for explicitly
+   * (minRttMs 0) they open all at once; otherwise one, then twice as many as are open, for as long as the work left
+   * (as one channel would take it) is over twice what the last ones took to open: on a server whose starts
+   * contend for its CPU, three shells at once took four times as long as one. A server that refuses some
+   * (MaxSessions) gets fewer: a -v note, not a failure.
    */
   grow(extra: number, openOne: () => Promise<SFTPWrapper>, emit: EventSink, where: string, minRttMs = MIN_RTT_MS): void {
     if (extra <= 0) return;
@@ -112,32 +117,42 @@ export class Channels {
         return;
       }
       const alone = minRttMs > 0 && this.work ? oneChannelMs(this.work, rttMs) : Infinity;
-      if (alone < 2 * this.openMs) {
-        emit({ kind: 'debug', message: `one SFTP channel moves this in about ${Math.round(alone)} ms at a ${rttMs} ms round trip, and the first took ${this.openMs} ms to open: no extra channels` });
-        return;
-      }
-      // All at once: each waits a few round trips and a server-side start, which on a WAN link is most of what it costs.
+      let lastOpenMs = this.openMs;
       const refusals: string[] = [];
-      await Promise.all(
-        Array.from({ length: extra }, async () => {
-          try {
-            const rfs = new RemoteFs(await openOne(), this.lost, this.batch, this.first.maxLength);
-            if (this.stopped) return;
-            this.open.push(rfs);
-            for (const listener of this.listeners) listener(rfs);
-          } catch (err: unknown) {
-            refusals.push(err instanceof Error ? err.message : String(err));
-          }
-        }),
-      );
+      let asked = 0;
+      for (let left = extra; left > 0 && refusals.length === 0 && !this.stopped; ) {
+        const leftMs = alone - (Date.now() - this.workAt);
+        if (leftMs < 2 * lastOpenMs) {
+          const open = this.open.length === 1 ? 'the first' : `the last of ${this.open.length}`;
+          emit({ kind: 'debug', message: `one SFTP channel would move what is left in about ${Math.round(leftMs)} ms at a ${rttMs} ms round trip, and ${open} took ${lastOpenMs} ms to open: no more channels` });
+          break;
+        }
+        const n = alone === Infinity ? left : Math.min(left, this.open.length);
+        left -= n;
+        asked += n;
+        const started = Date.now();
+        await Promise.all(Array.from({ length: n }, () => this.openAnother(openOne, refusals)));
+        lastOpenMs = Date.now() - started;
+      }
       if (this.stopped) return;
       if (refusals.length > 0) {
         // Looked at once the turn is over: a lost connection fails the opens before it reports itself.
         await new Promise((resolve) => setImmediate(resolve));
         if (!this.stopped) emit({ kind: 'debug', message: `${where} refused ${refusals.length} extra SFTP channel${refusals.length === 1 ? '' : 's'} (${refusals[0]}): the server's MaxSessions may be lower; going on with ${this.open.length}` });
       }
-      if (!this.stopped) emit({ kind: 'debug', message: `${this.open.length} SFTP channel${this.open.length === 1 ? '' : 's'} open to ${where}` });
+      if (!this.stopped && asked > 0) emit({ kind: 'debug', message: `${this.open.length} SFTP channel${this.open.length === 1 ? '' : 's'} open to ${where}` });
     })();
+  }
+
+  private async openAnother(openOne: () => Promise<SFTPWrapper>, refusals: string[]): Promise<void> {
+    try {
+      const rfs = new RemoteFs(await openOne(), this.lost, this.batch, this.first.maxLength);
+      if (this.stopped) return;
+      this.open.push(rfs);
+      for (const listener of this.listeners) listener(rfs);
+    } catch (err: unknown) {
+      refusals.push(err instanceof Error ? err.message : String(err));
+    }
   }
 
   /** The session is closing: channels that fail to open from now on are not reported. */

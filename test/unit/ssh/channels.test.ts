@@ -163,7 +163,7 @@ describe('extra channels weighed against what the first took to open', () => {
   test('a server whose channels start slowly: the tree stays on one channel, and -v says why', async () => {
     const { asked, notes } = await tree(1000);
     expect(asked).toBe(0);
-    expect(notes[0]).toMatch(/^one SFTP channel moves this in about \d+ ms at a \d+ ms round trip, and the first took 1000 ms to open: no extra channels$/);
+    expect(notes[0]).toMatch(/^one SFTP channel would move what is left in about -?\d+ ms at a \d+ ms round trip, and the first took 1000 ms to open: no more channels$/);
   });
 
   test('a server whose channels start quickly: the extra channels open', async () => {
@@ -176,4 +176,21 @@ describe('extra channels weighed against what the first took to open', () => {
 test('oneChannelMs: a window of bytes or a wave of files per round trip, whichever is more', () => {
   expect(oneChannelMs({ bytes: 64 * 1024 * 1024, files: 1, filesInFlight: 256 }, 50)).toBe(32 * 50);
   expect(oneChannelMs({ bytes: 8_192_000, files: 2000, filesInFlight: 256 }, 50)).toBeCloseTo((2000 / 256) * 50);
+});
+
+test('one extra channel first, then twice as many while the work left is worth what they took to open', async () => {
+  const slow = { ...first, realpath: () => new Promise((r) => setTimeout(() => r('/'), 20)) } as unknown as RemoteFs;
+  const ramp = async (eachOpenMs: number): Promise<{ opened: number; notes: string[] }> => {
+    const channels = new Channels(slow, never, undefined, 10);
+    const notes: string[] = [];
+    channels.offer(3, () => new Promise((r) => setTimeout(() => r(fakeSftp()), eachOpenMs)), (e) => notes.push(e.kind === 'debug' ? e.message : e.kind), 'web:22');
+    channels.wantFor(64 * 1024 * 1024, 1, 256); // ~32 round trips (640 ms) on one channel
+    await channels.settled();
+    return { opened: channels.all.length, notes };
+  };
+  expect(await ramp(30)).toEqual({ opened: 4, notes: ['4 SFTP channels open to web:22'] });
+  const costly = await ramp(300);
+  expect(costly.opened).toBe(2);
+  expect(costly.notes[0]).toMatch(/^one SFTP channel would move what is left in about \d+ ms at a \d+ ms round trip, and the last of 2 took 3\d\d ms to open: no more channels$/);
+  expect(costly.notes[1]).toBe('2 SFTP channels open to web:22');
 });
