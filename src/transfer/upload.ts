@@ -10,7 +10,7 @@ import { pool, type TransferState } from './progress.js';
 import { BufferPool, readSmall, sendWrites, type Local } from './write-pipeline.js';
 import { isDir, isFile, planUpload, setDirectoryTimes, type Job } from './upload-plan.js';
 import type { Channels } from '../ssh/channels.js';
-import { spread } from '../ssh/channels.js';
+import { spread } from './spread.js';
 import { spreads, writeSpread } from './ranges.js';
 import { alreadyStaged, commitStaged, lookUp, removeStaged, leftovers, stagedName, type Listing } from './staging.js';
 
