@@ -39,6 +39,8 @@ export class Channels {
   /** Opens the channels offered and not yet asked for. */
   private offered: (() => void) | undefined;
   private rtt: Promise<number> | undefined;
+  private rttMs: number | undefined;
+  private probeSentAt: number | undefined;
   /** Set once the session is being closed: a channel still opening then fails, and that is no refusal. */
   private stopped = false;
   /** What the transfer asked for (wantFor), weighed against what a channel costs to open, and when. */
@@ -53,6 +55,7 @@ export class Channels {
     private readonly openMs = 0,
   ) {
     this.open = [first];
+    first.roundTripMs = () => this.roundTripSoFar();
     // A connection that is lost fails the channels still opening: no refusal either.
     lost.catch(() => this.stop());
   }
@@ -63,10 +66,11 @@ export class Channels {
    * requests, so that asking costs nothing more.
    */
   offer(extra: number, openOne: () => Promise<SFTPWrapper>, emit: EventSink, where: string, minRttMs = MIN_RTT_MS, forced = false): void {
+    // Timed in any case: the round trip also sizes the small files' writes each channel keeps in flight.
+    void this.roundTrip();
     if (extra <= 0) return;
     this.offered = () => this.grow(extra, openOne, emit, where, minRttMs);
     if (forced) this.want();
-    else if (minRttMs > 0) void this.roundTrip();
   }
 
   /**
@@ -93,10 +97,26 @@ export class Channels {
   private roundTrip(): Promise<number> {
     this.rtt ??= (async () => {
       const started = Date.now();
-      await this.first.realpath('.').catch(() => undefined);
-      return Date.now() - started;
+      this.probeSentAt = started;
+      try {
+        await this.first.realpath('.');
+      } catch {
+        // Any answer times the round trip.
+      }
+      this.rttMs = Date.now() - started;
+      return this.rttMs;
     })();
     return this.rtt;
+  }
+
+  /**
+   * The round trip as far as known: the quickest answer on any channel (the probe's own answer can wait behind the
+   * server's work on requests sent before it, or behind the client's), or while none has come, at least as long as
+   * the probe has been waiting (0 before it).
+   */
+  private roundTripSoFar(): number {
+    const fastest = Math.min(this.rttMs ?? Infinity, ...this.open.map((rfs) => rfs.fastestMs));
+    return fastest < Infinity ? fastest : this.probeSentAt === undefined ? 0 : Date.now() - this.probeSentAt;
   }
 
   /**
@@ -111,7 +131,7 @@ export class Channels {
   grow(extra: number, openOne: () => Promise<SFTPWrapper>, emit: EventSink, where: string, minRttMs = MIN_RTT_MS): void {
     if (extra <= 0) return;
     this.opening = (async () => {
-      const rttMs = minRttMs > 0 ? await this.roundTrip() : 0;
+      const rttMs = minRttMs > 0 ? Math.min(await this.roundTrip(), this.roundTripSoFar()) : 0;
       if (rttMs < minRttMs) {
         emit({ kind: 'debug', message: `round trip to ${where} ${rttMs} ms: one channel's window (2 MiB a round trip) does not limit this link, so no extra SFTP channels (each costs the server an sftp-server)` });
         return;
@@ -147,6 +167,7 @@ export class Channels {
   private async openAnother(openOne: () => Promise<SFTPWrapper>, refusals: string[]): Promise<void> {
     try {
       const rfs = new RemoteFs(await openOne(), this.lost, this.batch, this.first.maxLength);
+      rfs.roundTripMs = () => this.roundTripSoFar();
       if (this.stopped) return;
       this.open.push(rfs);
       for (const listener of this.listeners) listener(rfs);

@@ -136,3 +136,14 @@ test('one extra channel first, then twice as many while the work left is worth w
   expect(costly.notes[0]).toMatch(/^one SFTP channel would move what is left in about \d+ ms at a \d+ ms round trip, and the last of 2 took 3\d\d ms to open: no more channels$/);
   expect(costly.notes[1]).toBe('2 SFTP channels open to web:22');
 });
+
+test('the round trip is the quickest answer seen: a probe that waited behind other requests does not count as distance', async () => {
+  const queued = { ...first, fastestMs: 1, realpath: () => new Promise((r) => setTimeout(() => r('/'), 30)) } as unknown as RemoteFs;
+  const channels = new Channels(queued, never);
+  const notes: string[] = [];
+  channels.grow(3, () => Promise.resolve(fakeSftp()), (e) => notes.push(e.kind === 'debug' ? e.message : e.kind), 'web:22');
+  await channels.settled();
+  expect(channels.all).toHaveLength(1);
+  expect(notes[0]).toMatch(/^round trip to web:22 1 ms: /);
+  expect(queued.roundTripMs()).toBe(1);
+});

@@ -1,6 +1,6 @@
 // RemoteFs: the limits it takes from the server, and the one-promise small-file put.
 import type { SFTPWrapper } from 'ssh2';
-import { RemoteFs, sftpLength } from '../../../src/ssh/remote-fs.js';
+import { RemoteFs, sftpLength, smallWritesInFlight } from '../../../src/ssh/remote-fs.js';
 
 const never = new Promise<never>(() => undefined);
 const fsWith = (limits: Record<string, unknown>): RemoteFs => new RemoteFs(limits as unknown as SFTPWrapper, never);
@@ -47,6 +47,36 @@ describe('RemoteFs.putSmall', () => {
     return { sent, rfs: new RemoteFs(sftp as unknown as SFTPWrapper, never) };
   };
   const sftpError = (code: number, message: string): Error => Object.assign(new Error(message), { code });
+
+  test("small files' writes wait for room: at most smallWritesInFlight unanswered, more as the round trip grows", async () => {
+    const most = async (rttMs: number): Promise<number> => {
+      let inFlight = 0;
+      let peak = 0;
+      const sftp = {
+        open: (_p: string, _f: string, _a: unknown, cb: Cb) => setImmediate(() => cb(null, Buffer.from('h'))),
+        write: (_h: Buffer, _d: Buffer, _o: number, len: number, _pos: number, cb: Cb) => {
+          inFlight += len;
+          peak = Math.max(peak, inFlight);
+          setTimeout(() => {
+            inFlight -= len;
+            cb(null);
+          }, 2);
+        },
+        fstat: (_h: Buffer, cb: Cb) => setImmediate(() => cb(null, { size: 64 * 1024 })),
+        close: (_h: Buffer, cb: Cb) => setImmediate(() => cb(null)),
+      };
+      const rfs = new RemoteFs(sftp as unknown as SFTPWrapper, never);
+      rfs.roundTripMs = () => rttMs;
+      const puts = Array.from({ length: 40 }, (_, i) => rfs.putSmall(`/d/.f${i}`, Buffer.alloc(64 * 1024), 0o644, undefined));
+      await expect(Promise.all(puts)).resolves.toHaveLength(40);
+      return peak;
+    };
+    expect(await most(0)).toBe(256 * 1024);
+    expect(await most(50)).toBe(16 * 64 * 1024);
+    expect(smallWritesInFlight(0)).toBe(256 * 1024);
+    expect(smallWritesInFlight(50)).toBe(256 * 1024 + 800_000);
+    expect(smallWritesInFlight(500)).toBe(2 * 1024 * 1024);
+  });
 
   test('opens, then sends write, fstat and close back to back, and answers the fstat', async () => {
     const { sent, rfs } = fakeSftp();
