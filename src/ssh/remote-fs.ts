@@ -1,8 +1,8 @@
 // Promise wrapper over ssh2's SFTP channel that fails every pending call when the connection dies.
 import type { Attributes, FileEntry, SFTPWrapper, Stats } from 'ssh2';
 import { classifySftpError, type RemoteSpace } from '../classify.js';
-import { SafeScpError } from '../errors.js';
 import { listDirectory, type RemoteEntry } from './remote-dir.js';
+import { sendSmall, WriteRoom } from './small-put.js';
 import type { WriteBatch } from './write-batch.js';
 
 export type RemoteStats = Stats;
@@ -19,20 +19,6 @@ export type { RemoteEntry };
  */
 export function sftpLength(serverVersion: string | undefined): number {
   return /^SSH-2\.0-(?:OpenSSH|dropbear)/.test(serverVersion ?? '') ? 256 * 1024 - 2048 : 34000 - 2048;
-}
-
-/**
- * How many bytes of small files' writes one channel keeps unanswered at a round trip of `rttMs`: what crosses the
- * link in that time at 16 MB/s, plus 256 KiB waiting at the server. OpenSSH's sftp-server reads 16 KiB from its
- * pipe for every request it handles, so requests smaller than that pile up in its input buffer, which grows 256
- * bytes at a time, each growth a copy of all of it: measured feeding sftp-server directly, 2000 files of 4 KiB
- * took 0.19 s with 32 files in flight and 1.1-2.0 s with 512; 2000 of 16 KiB 0.25 s with 64 and 3.2 s with 256.
- * Over a link the bytes on their way do not pile up, so the allowance grows with the round trip (1000 files of
- * 16 KiB: loopback 1.4 s with 256 KiB against 5.8-10.9 s without a limit; at 50 ms 2.6 s with 1 MiB, 3.2 s with
- * 512 KiB, 4.9 s with 256 KiB or without a limit).
- */
-export function smallWritesInFlight(rttMs: number): number {
-  return Math.min(2 * 1024 * 1024, 256 * 1024 + Math.round(rttMs * 16_000));
 }
 
 /**
@@ -54,11 +40,9 @@ export class RemoteFs {
   private lostError: unknown;
   /** Until ssh2 says the server lacks posix-rename@openssh.com. */
   private posixRename = true;
-  /** The round trip as far as known (Channels sets it): what smallWritesInFlight allows. */
+  /** The round trip as far as known (Channels sets it): what the room for small files' writes allows. */
   roundTripMs: () => number = () => 0;
-  /** Small files' data sent and not yet answered, and the writes waiting for room (smallWritesInFlight). */
-  private smallBytes = 0;
-  private readonly waitingForRoom: Array<{ bytes: number; send: (free: () => void) => void }> = [];
+  private readonly room = new WriteRoom(() => this.roundTripMs());
 
   constructor(
     private readonly sftp: SFTPWrapper,
@@ -158,87 +142,24 @@ export class RemoteFs {
   }
 
   /**
-   * A whole small file: opens `path` exclusively, then sends its one WRITE, the attributes (when given), an FSTAT
-   * and the CLOSE back to back (a server handles one handle's requests in order). Resolves with the FSTAT, taken
-   * after the write and before the close; rejects with the first failure in that order, the handle closed either
-   * way once the open succeeded; `onOpened` is called once those are sent. One promise and ssh2's callbacks for the
-   * lot: per request, a promise of its own cost more client CPU than the request (a 2000-file tree is 10,000).
+   * A whole small file: opens `path` exclusively, then sends its one WRITE (once there is room: WriteRoom), the
+   * attributes (when given), an FSTAT and the CLOSE back to back (small-put.ts). Resolves with the FSTAT, taken after
+   * the write and before the close; rejects with the first failure in that order, the handle closed either way once
+   * the open succeeded; `onOpened` is called once the open is answered.
    */
   putSmall(path: string, data: Buffer, mode: number, attrs: SetAttributes | undefined, flags: 'wx' | 'w' = 'wx', onOpened?: () => void): Promise<RemoteStats> {
+    const answered = (): void => {
+      this.lastActivity = Date.now();
+    };
     return this.call<RemoteStats>('open', path, (done) =>
       this.sftp.open(path, flags, { mode } as Attributes, (err, handle) => {
-        if (err) {
-          done(err);
-          return;
-        }
-        this.lastActivity = Date.now();
-        this.batch();
-        const failures: Array<SafeScpError | undefined> = [];
-        let stats: RemoteStats | undefined;
-        let left = 0;
-        const step = (i: number, op: string) => {
-          left++;
-          return (stepErr: Error | null | undefined, value?: RemoteStats): void => {
-            this.lastActivity = Date.now();
-            if (stepErr) failures[i] = classifySftpError(stepErr, op, path);
-            else if (value !== undefined) stats = value;
-            if (--left > 0) return;
-            const failure = failures.find((f) => f !== undefined);
-            done(failure ?? null, stats);
-          };
-        };
-        const wrote = data.length > 0 ? step(0, 'write') : undefined;
-        const setAttrs = attrs ? step(1, 'setstat') : undefined;
-        const stat = step(2, 'fstat');
-        const closed = step(3, 'close');
+        if (err) return done(err);
+        answered();
         onOpened?.();
-        this.withRoom(data.length, (free) => {
-          this.batch();
-          try {
-            if (wrote)
-              this.sftp.write(handle, data, 0, data.length, 0, (e) => {
-                free();
-                wrote(e);
-              });
-            else free();
-            if (setAttrs) this.sftp.fsetstat(handle, attrs as Attributes, (e) => setAttrs(e));
-            this.sftp.fstat(handle, stat);
-            this.sftp.close(handle, (e) => closed(e));
-          } catch (thrown: unknown) {
-            free();
-            // ssh2 throws only on arguments it rejects; the answers still to come are ignored.
-            done(thrown instanceof Error ? thrown : new Error(String(thrown)));
-          }
-        });
+        sendSmall(this.sftp, handle, { path, data, attrs }, { room: this.room, batch: this.batch, answered }, done);
       }),
     );
   }
-
-  /**
-   * Runs `send` once `bytes` more of small files' data fit in smallWritesInFlight (at once when nothing is in
-   * flight), in the order asked; `send` gets the function that gives the room back once the write is answered.
-   */
-  private withRoom(bytes: number, send: (free: () => void) => void): void {
-    this.waitingForRoom.push({ bytes, send });
-    this.admit();
-  }
-
-  private admit(): void {
-    const room = smallWritesInFlight(this.roundTripMs());
-    for (let next = this.waitingForRoom[0]; next && (this.smallBytes === 0 || this.smallBytes + next.bytes <= room); next = this.waitingForRoom[0]) {
-      this.waitingForRoom.shift();
-      const { bytes, send } = next;
-      this.smallBytes += bytes;
-      let freed = false;
-      send(() => {
-        if (freed) return;
-        freed = true;
-        this.smallBytes -= bytes;
-        this.admit();
-      });
-    }
-  }
-
 
   /** Reads up to `length` bytes; resolves 0 at end of file. */
   read(handle: Buffer, buffer: Buffer, length: number, position: number, path: string): Promise<number> {

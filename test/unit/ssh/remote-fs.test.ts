@@ -1,6 +1,7 @@
 // RemoteFs: the limits it takes from the server, and the one-promise small-file put.
 import type { SFTPWrapper } from 'ssh2';
-import { RemoteFs, sftpLength, smallWritesInFlight } from '../../../src/ssh/remote-fs.js';
+import { RemoteFs, sftpLength } from '../../../src/ssh/remote-fs.js';
+import { smallWritesInFlight } from '../../../src/ssh/small-put.js';
 
 const never = new Promise<never>(() => undefined);
 const fsWith = (limits: Record<string, unknown>): RemoteFs => new RemoteFs(limits as unknown as SFTPWrapper, never);
