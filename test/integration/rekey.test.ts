@@ -56,7 +56,10 @@ class Case {
   private constructor(readonly cipher: string, readonly sshd: Sshd, readonly dir: string, readonly env: NodeJS.ProcessEnv) {}
 
   static async start(limit: string, cipher: string): Promise<Case> {
-    const sshd = await startSshd({ extraConfig: [`RekeyLimit ${limit}`, `Ciphers ${cipher}`] });
+    // internal-sftp: the re-keys are sshd's whatever serves SFTP, and six copies side by side, each with up to 4
+    // channels, would otherwise start 24 login shells at once (a shell that takes half a CPU-second, as root's does
+    // on some machines, then held an SFTP channel's opening past the 15 s connect timeout).
+    const sshd = await startSshd({ internalSftp: true, extraConfig: [`RekeyLimit ${limit}`, `Ciphers ${cipher}`] });
     const dir = fs.mkdtempSync(path.join(work, 'case-'));
     return new Case(cipher, sshd, dir, sshdEnv(sshd.userKeyPath, sshd.knownHostsLines(), dir, { SAFE_SCP_PORT: String(sshd.port) }));
   }
