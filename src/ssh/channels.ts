@@ -144,7 +144,7 @@ export class Channels {
         const leftMs = alone - (Date.now() - this.workAt);
         if (leftMs < 2 * lastOpenMs) {
           const open = this.open.length === 1 ? 'the first' : `the last of ${this.open.length}`;
-          emit({ kind: 'debug', message: `one SFTP channel would move what is left in about ${Math.round(leftMs)} ms at a ${rttMs} ms round trip, and ${open} took ${lastOpenMs} ms to open: no more channels` });
+          emit({ kind: 'debug', message: `one SFTP channel would move what is left in about ${Math.max(0, Math.round(leftMs))} ms at a ${rttMs} ms round trip, and ${open} took ${lastOpenMs} ms to open: no more channels` });
           break;
         }
         const n = alone === Infinity ? left : Math.min(left, this.open.length);

@@ -111,7 +111,8 @@ test('over a 20 ms link the extra channels open for work that needs them, not fo
   makeTree(tree, 32 * 1024);
   const first = await runCli(['-v', '--update', '-P', String(link.port), '-r', tree, to], env);
   expect(first.code).toBe(0);
-  expect(first.stderr).toMatch(/^safe-scp: 4 SFTP channels open to 127\.0\.0\.1:\d+$/m);
+  // One extra channel first, then two more if the work left is still worth it: two at least.
+  expect(first.stderr).toMatch(/^safe-scp: [234] SFTP channels open to 127\.0\.0\.1:\d+$/m);
 
   const again = await runCli(['-v', '--update', '-P', String(link.port), '-r', tree, to], env);
   expect(again.code).toBe(0);
@@ -163,7 +164,7 @@ test('a tree downloaded over a 20 ms link: its directories listed level by level
   fs.mkdirSync(dir);
   const result = await runCli(['-v', '-P', String(link.port), '-r', `${sshd.user}@127.0.0.1:${tree}`, `${dir}/`], env);
   expect(result.code).toBe(0);
-  expect(result.stderr).toMatch(/^safe-scp: 4 SFTP channels open to 127\.0\.0\.1:\d+$/m);
+  expect(result.stderr).toMatch(/^safe-scp: [234] SFTP channels open to 127\.0\.0\.1:\d+$/m);
   const files = (root: string): string[] => (fs.readdirSync(root, { recursive: true }) as string[]).sort();
   expect(files(path.join(dir, 'remote-tree'))).toEqual(files(tree));
   for (const f of files(tree).filter((p) => p.endsWith('.bin'))) expect(sha(path.join(dir, 'remote-tree', f))).toBe(sha(path.join(tree, f)));

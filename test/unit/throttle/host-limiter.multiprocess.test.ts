@@ -114,7 +114,9 @@ test('a slot left by a SIGKILLed holder is recovered at once', async () => {
   const slot = await acquireHostSlot(host, { stateDir, concurrency: 1, intervalMs: 0, maxWaitMs: 5_000 });
   const took = Date.now() - before;
   await slot.release();
-  expect(slot.waitedMs).toBeLessThan(100);
+  // At once: the dead pid is seen on the first look, not after its lease (3 renewals of 2 s) runs out. A loaded
+  // 2-core machine took 186 ms for that first look, so the bound is well below the lease, not a speed target.
+  expect(slot.waitedMs).toBeLessThan(1000);
   console.log(`stale slot of SIGKILLed pid ${child.pid} recovered: waitedMs ${slot.waitedMs}, call took ${took} ms`);
 });
 
