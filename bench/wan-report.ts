@@ -24,6 +24,7 @@ const WORKLOAD_TITLE: Record<Workload, string> = {
   file256: '256 MiB file',
   tree: 'tree (-r)',
   'tree-again': 'same tree, unchanged',
+  tree16k: 'tree of 16 KiB files (-r)',
   'file64-down': '64 MiB file, download',
   'tree-down': 'tree (-r), download',
 };
@@ -64,7 +65,7 @@ export function wanReport(
       `Load average (1 min) at the end: ${(os.loadavg()[0] ?? 0).toFixed(2)}.`,
     `Private sshd behind the harness's latency proxy (userspace, in the bench process: one-way delay RTT/2 and the ` +
       `bandwidth cap in each direction). Up to ${s.rounds} round(s), tools alternating, medians. MB = 10^6 bytes. ` +
-      `Tree: ${info.treeFiles} x 4 KiB files in ${info.treeDirs} directories. Every copy checked by sha256, target wiped after it. ` +
+      `Tree: 2000 x 4 KiB files in 200 directories; tree of 16 KiB files: 1000 in 100 directories. Every copy checked by sha256, target wiped after it. ` +
       'The unchanged tree: the same command once untimed, then timed (safe-scp `--update -r`, `rsync -a`). ' +
       'Downloads: the same file and tree, from the server into a local directory. ' +
       'Client CPU = user+sys of the client process tree; proxy CPU = the bench process (the proxy) during the run.' +

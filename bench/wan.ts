@@ -44,8 +44,17 @@ export function wanSettings(): WanSettings {
 
 interface WanData {
   files: Record<'file64' | 'file256', { path: string; bytes: number; digests: Map<string, string> }>;
-  tree: { path: string; files: number; dirs: number; bytes: number; digests: Map<string, string> };
+  tree: WanTree;
+  tree16k: WanTree;
   targets: string;
+}
+
+interface WanTree {
+  path: string;
+  files: number;
+  dirs: number;
+  bytes: number;
+  digests: Map<string, string>;
 }
 
 function makeWanData(work: string, s: WanSettings): WanData {
@@ -57,14 +66,17 @@ function makeWanData(work: string, s: WanSettings): WanData {
     if (wanted) randomFile(p, mib * 2 ** 20);
     return { path: p, bytes: mib * 2 ** 20, digests: wanted ? digests(p) : new Map() };
   };
-  const treePath = path.join(dir, 'tree');
-  const wantTree = s.workloads.includes('tree') || s.workloads.includes('tree-again') || s.workloads.includes('tree-down');
-  const shape = wantTree ? makeTree(treePath, { top: 10, sub: 19, perDir: 10, size: 4096 }) : { files: 0, dirs: 0 };
+  const tree = (name: string, wanted: boolean, shape: { top: number; sub: number; perDir: number; size: number }): WanTree => {
+    const p = path.join(dir, name);
+    const made = wanted ? makeTree(p, shape) : { files: 0, dirs: 0 };
+    return { path: p, ...made, bytes: made.files * shape.size, digests: wanted ? digests(p) : new Map() };
+  };
   const targets = path.join(work, 'targets');
   fs.mkdirSync(targets);
   return {
     files: { file64: file('file64', 64), file256: file('file256', 256) },
-    tree: { path: treePath, ...shape, bytes: shape.files * 4096, digests: wantTree ? digests(treePath) : new Map() },
+    tree: tree('tree', s.workloads.includes('tree') || s.workloads.includes('tree-again') || s.workloads.includes('tree-down'), { top: 10, sub: 19, perDir: 10, size: 4096 }),
+    tree16k: tree('tree16k', s.workloads.includes('tree16k'), { top: 10, sub: 9, perDir: 10, size: 16384 }),
     targets,
   };
 }
@@ -86,9 +98,10 @@ function invocation(env: ToolEnv, data: WanData, workload: Workload, tool: WanTo
     return tool === 'safe-scp' ? safeScp(env, [src, to]) : tool === 'scp' ? scp(env, [], [src, to]) : rsync(env, [src, to]);
   }
   // `-r tree host:dest` with dest an existing directory lands in dest/tree, like rsync's `tree host:dest/`.
-  if (tool === 'rsync') return rsync(env, [data.tree.path, remote(env, `${dest}/`)]);
-  if (tool === 'scp') return scp(env, ['-r'], [data.tree.path, remote(env, dest)]);
-  return safeScp(env, [...(workload === 'tree-again' ? ['--update'] : []), '-r', data.tree.path, remote(env, dest)]);
+  const tree = workload === 'tree16k' ? data.tree16k.path : data.tree.path;
+  if (tool === 'rsync') return rsync(env, [tree, remote(env, `${dest}/`)]);
+  if (tool === 'scp') return scp(env, ['-r'], [tree, remote(env, dest)]);
+  return safeScp(env, [...(workload === 'tree-again' ? ['--update'] : []), '-r', tree, remote(env, dest)]);
 }
 
 function verify(data: WanData, workload: Workload, dest: string): string | undefined {
@@ -97,7 +110,8 @@ function verify(data: WanData, workload: Workload, dest: string): string | undef
       const f = data.files[workload === 'file64-down' ? 'file64' : workload];
       return sameDigests(f.digests, digests(path.join(dest, path.basename(f.path))));
     }
-    return sameDigests(data.tree.digests, digests(path.join(dest, 'tree')));
+    const tree = workload === 'tree16k' ? data.tree16k : data.tree;
+    return sameDigests(tree.digests, digests(path.join(dest, path.basename(tree.path))));
   } catch (err: unknown) {
     return err instanceof Error ? err.message : String(err);
   }
@@ -107,7 +121,7 @@ function verify(data: WanData, workload: Workload, dest: string): string | undef
 function skipReason(link: Link, workload: Workload, tool: WanTool, round: number, hasUpdate: boolean): string | undefined {
   if (workload === 'tree-again' && tool === 'scp') return 'scp has no way to skip unchanged files';
   if (workload === 'tree-again' && tool === 'safe-scp' && !hasUpdate) return 'n/a (--update missing)';
-  if (workload === 'tree-down' && tool === 'scp') return 'one round trip per file, as the upload row shows';
+  if ((workload === 'tree-down' || workload === 'tree16k') && tool === 'scp') return 'one round trip per file, as the 4 KiB tree upload row shows';
   if (workload === 'tree' && tool === 'scp') {
     if (link.rttMs > SCP_TREE_MAX_RTT_MS) return `skipped above ${SCP_TREE_MAX_RTT_MS} ms RTT (one round trip per file: ~490 s at 50 ms)`;
     if (round > 0) return 'once per link (one round trip per file: ~100 s at 10 ms)';
@@ -191,6 +205,7 @@ export async function runWan(sshd: Sshd): Promise<SectionResult> {
       file256: data.files.file256.bytes,
       tree: data.tree.bytes,
       'tree-again': 0,
+      tree16k: data.tree16k.bytes,
       'file64-down': data.files.file64.bytes,
       'tree-down': data.tree.bytes,
     };
