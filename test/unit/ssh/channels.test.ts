@@ -1,12 +1,7 @@
-import type { SFTPWrapper } from 'ssh2';
 import { Channels, oneChannelMs } from '../../../src/ssh/channels.js';
 import type { RemoteFs } from '../../../src/ssh/remote-fs.js';
 import type { SafeScpEvent } from '../../../src/log/events.js';
-
-/** An SFTP stand-in: RemoteFs only reads its limits at construction. */
-const fakeSftp = (): SFTPWrapper => ({}) as unknown as SFTPWrapper;
-const never = new Promise<never>(() => undefined);
-const first = { name: 'first', pending: 0, lastActivity: 0 } as unknown as RemoteFs;
+import { fakeSftp, first, never } from '../helpers/channel-fakes.js';
 
 describe('Channels.grow', () => {
   test('opens the extra channels at once and tells each listener; refusals are one note', async () => {

@@ -1,12 +1,6 @@
-import type { SFTPWrapper } from 'ssh2';
 import { Channels } from '../../../src/ssh/channels.js';
-import type { RemoteFs } from '../../../src/ssh/remote-fs.js';
 import { spread } from '../../../src/transfer/spread.js';
-
-/** An SFTP stand-in: RemoteFs only reads its limits at construction. */
-const fakeSftp = (): SFTPWrapper => ({}) as unknown as SFTPWrapper;
-const never = new Promise<never>(() => undefined);
-const first = { name: 'first', pending: 0, lastActivity: 0 } as unknown as RemoteFs;
+import { fakeSftp, first, never } from '../helpers/channel-fakes.js';
 
 describe('spread', () => {
   test('every item once, at most perChannel at a time on each channel, channels that open later join in', async () => {
