@@ -1,5 +1,6 @@
 // `safe-scp doctor`: one careful connection (throttled, never retried) that reports every phase it reached.
-import { hostKeyName, newTrace, openSession } from '../ssh/connect.js';
+import { hostKeyName } from '../ssh/client-config.js';
+import { newTrace, openSession } from '../ssh/connect.js';
 import { agentSocket, loadIdentities, type Identity } from '../ssh/key.js';
 import type { ConnectTrace } from '../classify.js';
 import type { HostTarget, ResolvedConfig } from '../config.js';

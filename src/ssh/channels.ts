@@ -38,8 +38,8 @@ export class Channels {
   private opening: Promise<void> = Promise.resolve();
   /** Opens the channels offered and not yet asked for. */
   private offered: (() => void) | undefined;
-  private rtt: Promise<number> | undefined;
-  private rttMs: number | undefined;
+  /** The probe's answer (its time lands in the first channel's fastestMs), and when it was sent. */
+  private probe: Promise<void> | undefined;
   private probeSentAt: number | undefined;
   /** Set once the session is being closed: a channel still opening then fails, and that is no refusal. */
   private stopped = false;
@@ -67,7 +67,7 @@ export class Channels {
    */
   offer(extra: number, openOne: () => Promise<SFTPWrapper>, emit: EventSink, where: string, minRttMs = MIN_RTT_MS, forced = false): void {
     // Timed in any case: the round trip also sizes the small files' writes each channel keeps in flight.
-    void this.roundTrip();
+    void this.sendProbe();
     if (extra <= 0) return;
     this.offered = () => this.grow(extra, openOne, emit, where, minRttMs);
     if (forced) this.want();
@@ -94,28 +94,23 @@ export class Channels {
   }
 
   /** The first request on the first channel, sent before any of the transfer's: its answer takes a round trip. */
-  private roundTrip(): Promise<number> {
-    this.rtt ??= (async () => {
-      const started = Date.now();
-      this.probeSentAt = started;
-      try {
-        await this.first.realpath('.');
-      } catch {
-        // Any answer times the round trip.
-      }
-      this.rttMs = Date.now() - started;
-      return this.rttMs;
-    })();
-    return this.rtt;
+  private sendProbe(): Promise<void> {
+    this.probeSentAt ??= Date.now();
+    // Any answer times the round trip (RemoteFs.fastestMs).
+    this.probe ??= this.first.realpath('.').then(
+      () => undefined,
+      () => undefined,
+    );
+    return this.probe;
   }
 
   /**
-   * The round trip as far as known: the quickest answer on any channel (the probe's own answer can wait behind the
-   * server's work on requests sent before it, or behind the client's), or while none has come, at least as long as
-   * the probe has been waiting (0 before it).
+   * The round trip as far as known: the quickest answer on any channel, the probe's included (which can wait behind
+   * the server's work on requests sent before it, or behind the client's), or while none has come, at least as long
+   * as the probe has been waiting (0 before it).
    */
   private roundTripSoFar(): number {
-    const fastest = Math.min(this.rttMs ?? Infinity, ...this.open.map((rfs) => rfs.fastestMs));
+    const fastest = Math.min(...this.open.map((rfs) => rfs.fastestMs));
     return fastest < Infinity ? fastest : this.probeSentAt === undefined ? 0 : Date.now() - this.probeSentAt;
   }
 
@@ -131,7 +126,8 @@ export class Channels {
   grow(extra: number, openOne: () => Promise<SFTPWrapper>, emit: EventSink, where: string, minRttMs = MIN_RTT_MS): void {
     if (extra <= 0) return;
     this.opening = (async () => {
-      const rttMs = minRttMs > 0 ? Math.min(await this.roundTrip(), this.roundTripSoFar()) : 0;
+      if (minRttMs > 0) await this.sendProbe();
+      const rttMs = minRttMs > 0 ? this.roundTripSoFar() : 0;
       if (rttMs < minRttMs) {
         emit({ kind: 'debug', message: `round trip to ${where} ${rttMs} ms: one channel's window (2 MiB a round trip) does not limit this link, so no extra SFTP channels (each costs the server an sftp-server)` });
         return;

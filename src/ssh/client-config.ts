@@ -49,6 +49,9 @@ export function hostKeyName(target: HostTarget): { host: string; port: number } 
 /** What ssh2's Client.connect is given for `options` over `sock`; the host key check records into `trace`. */
 export function clientConfig(options: ConnectOptions, sock: Duplex, trace: ConnectTrace): ConnectConfig {
   const { target } = options;
+  const named = hostKeyName(target);
+  const restricted = hostKeyAlgorithms(options.pins, named.host, named.port);
+  if (restricted) trace.pinnedKeyAlgorithms = restricted;
   return {
     sock: sock as NonNullable<ConnectConfig['sock']>,
     username: target.user,
@@ -57,17 +60,12 @@ export function clientConfig(options: ConnectOptions, sock: Duplex, trace: Conne
     keepaliveCountMax: options.keepaliveCountMax,
     // Answers at once except while accept-new records a new key: see hostkeys/verifier.ts (issue 14).
     hostVerifier: hostVerifier(
-      { ...hostKeyName(target), pins: options.pins, strictHostKeyChecking: options.strictHostKeyChecking, acceptNewFile: options.acceptNewFile, emit: options.emit },
+      { ...named, pins: options.pins, strictHostKeyChecking: options.strictHostKeyChecking, acceptNewFile: options.acceptNewFile, emit: options.emit },
       trace,
     ) as unknown as NonNullable<ConnectConfig['hostVerifier']>,
     algorithms: {
       cipher: [...CIPHERS],
-      ...(() => {
-        const named = hostKeyName(target);
-        const restricted = hostKeyAlgorithms(options.pins, named.host, named.port);
-        if (restricted) trace.pinnedKeyAlgorithms = restricted;
-        return restricted ? { serverHostKey: restricted as NonNullable<NonNullable<ConnectConfig['algorithms']>['serverHostKey']> } : {};
-      })(),
+      ...(restricted ? { serverHostKey: restricted as NonNullable<NonNullable<ConnectConfig['algorithms']>['serverHostKey']> } : {}),
     },
     authHandler: [
       ...options.identities.map((id) => ({

@@ -5,14 +5,12 @@ import { Client } from 'ssh2';
 import { classifyConnectFailure, classifyForwardFailure, connectionLost, type ConnectTrace } from '../classify.js';
 import type { HostTarget } from '../config.js';
 import { SafeScpError } from '../errors.js';
-import { clientConfig, hostKeyName, type ConnectOptions } from './client-config.js';
+import { clientConfig, type ConnectOptions } from './client-config.js';
 import { Channels, MIN_RTT_MS, openSftp } from './channels.js';
 import { writeBatcher } from './write-batch.js';
 import { RemoteFs, sftpLength } from './remote-fs.js';
 import { cryptoKind } from './native-crypto.js';
 import { abortPromise, resolveAddress, tapBanner, tcpConnect } from './socket.js';
-
-export { hostKeyName, type ConnectOptions };
 
 export interface Session {
   readonly client: Client;

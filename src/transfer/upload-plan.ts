@@ -169,7 +169,6 @@ async function makeDirs(
   /** The burst of mkdirs for `dirs`, when it was already sent. */
   sent?: Promise<boolean[]>,
 ): Promise<{ created: string[]; listing: Map<string, Map<string, RemoteStats>> }> {
-  const mode = (d: LocalItem): number => dirMode(d, preserve);
   const made = await (sent ?? sendMkdirs(rfs, dirs, preserve));
   const created = dirs.filter((_, i) => made[i]).map((x) => x.key);
   const failed = dirs.filter((_, i) => !made[i]);
@@ -189,7 +188,7 @@ async function makeDirs(
   }
   for (const depth of [...depths.keys()].sort((a, b) => a - b)) {
     await pool(depths.get(depth) ?? [], 1024, async (x) => {
-      if (await ensureDir(rfs, x.remote, mode(x.d))) created.push(x.key);
+      if (await ensureDir(rfs, x.remote, dirMode(x.d, preserve))) created.push(x.key);
     });
   }
   return { created, listing };

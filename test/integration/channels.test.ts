@@ -7,7 +7,7 @@ import { startFaultProxy, type FaultProxy } from '../../harness/fault-proxy.js';
 import { startLatencyProxy, type LatencyProxy } from '../../harness/latency-proxy.js';
 import { startSshd, type Sshd } from '../../harness/sshd.js';
 import type { Report } from '../../src/log/report.js';
-import { makeTree, runCli, sshdEnv, tempDir, writeRandomFile } from './helpers/cli.js';
+import { makeTree, runCli, sshdEnv, tempDir, writeRandomFile, type CliResult } from './helpers/cli.js';
 
 let work: string;
 const servers: Sshd[] = [];
@@ -43,30 +43,39 @@ afterAll(async () => {
   fs.rmSync(work, { recursive: true, force: true });
 });
 
-test('a 64 MiB upload spread over 4 channels, reset mid-transfer: the retry leaves the file identical and no temporary file', async () => {
-  // internal-sftp: a channel opens without a login shell (this machine's runs pyenv for seconds under load), so the
-  // extra channels are open well before the reset.
+/**
+ * Copies 64 MiB `from` -> `to` over 4 channels through a fault proxy in front of a fresh sshd (internal-sftp: a
+ * channel opens without a login shell, so the extra ones are open well before the cut) that resets the first
+ * connection once 40 MiB went by at `at`; -l keeps that attempt going long enough for them to open. Expects what
+ * a user would check: exit 0 after one retry on a second connection, the file identical, nothing else in `dir`.
+ */
+async function copyThroughReset(at: 'mid-transfer' | 'mid-kex', name: string, to: (sshd: Sshd, src: string) => { args: string[]; dir: string }): Promise<CliResult> {
   const sshd = await startSshd({ internalSftp: true });
   servers.push(sshd);
-  const proxy = await startFaultProxy({ targetPort: sshd.port, plan: { failFirst: 1, fault: { kind: 'reset', at: 'mid-transfer', afterBytes: 40 * 1024 * 1024 } } });
+  const proxy = await startFaultProxy({ targetPort: sshd.port, plan: { failFirst: 1, fault: { kind: 'reset', at, afterBytes: 40 * 1024 * 1024 } } });
   proxies.push(proxy);
-  const src = randomFile('spread.bin', 64 * 1024 * 1024);
-  const dir = path.join(work, 'srv-spread');
+  const src = randomFile(name, 64 * 1024 * 1024);
+  const { args, dir } = to(sshd, src);
   fs.mkdirSync(dir);
-  const report = path.join(work, 'spread.json');
-  // -l keeps the first attempt going long enough for the extra channels to open before the reset.
+  const report = path.join(work, `${name}.json`);
   // --channels given: opened whatever the round trip (loopback's is too short for the default to open them).
-  const result = await runCli(['-v', '--channels', '4', '-l', '200000', '--retry-delay', '100ms', '--report', report, '-P', String(proxy.port), src, `${sshd.user}@127.0.0.1:${dir}/`], envFor(sshd, proxy.port));
+  const result = await runCli(['-v', '--channels', '4', '-l', '200000', '--retry-delay', '100ms', '--report', report, '-P', String(proxy.port), ...args], envFor(sshd, proxy.port));
 
   expect(result.code).toBe(0);
   expect(proxy.faultsTriggered).toBe(1);
   expect((JSON.parse(fs.readFileSync(report, 'utf8')) as Report).attempts.map((a) => a.cause)).toEqual(['connection-lost-mid-transfer', null]);
-  expect(result.stderr).toContain('4 SFTP channels open');
   // One TCP connection per attempt, the file's ranges over several SFTP channels on it.
   expect(proxy.connections).toBe(2);
+  expect(sha(path.join(dir, name))).toBe(sha(src));
+  expect(fs.readdirSync(dir)).toEqual([name]);
+  return result;
+}
+
+test('a 64 MiB upload spread over 4 channels, reset mid-transfer: the retry leaves the file identical and no temporary file', async () => {
+  const dir = path.join(work, 'srv-spread');
+  const result = await copyThroughReset('mid-transfer', 'spread.bin', (sshd, src) => ({ args: [src, `${sshd.user}@127.0.0.1:${dir}/`], dir }));
+  expect(result.stderr).toContain('4 SFTP channels open');
   expect(result.stderr).toMatch(/spread\.bin\.safe-scp-\w+\.part: 8 ranges of 8 MiB written over [234] SFTP channels/);
-  expect(sha(path.join(dir, 'spread.bin'))).toBe(sha(src));
-  expect(fs.readdirSync(dir)).toEqual(['spread.bin']);
 });
 
 test('by default, a loopback round trip opens no extra channel, and -v says why', async () => {
@@ -136,24 +145,10 @@ test('a server whose SFTP channel takes a second to start: a tree one channel mo
 });
 
 test('a 64 MiB download spread over 4 channels, reset mid-transfer: the retry leaves the file identical and no temporary file', async () => {
-  const sshd = await startSshd({ internalSftp: true });
-  servers.push(sshd);
   // The proxy's `mid-kex` point cuts after that many bytes from the server, here well into the download.
-  const proxy = await startFaultProxy({ targetPort: sshd.port, plan: { failFirst: 1, fault: { kind: 'reset', at: 'mid-kex', afterBytes: 40 * 1024 * 1024 } } });
-  proxies.push(proxy);
-  const src = randomFile('down.bin', 64 * 1024 * 1024);
   const dir = path.join(work, 'local-down');
-  fs.mkdirSync(dir);
-  const report = path.join(work, 'down.json');
-  const result = await runCli(['-v', '--channels', '4', '-l', '200000', '--retry-delay', '100ms', '--report', report, '-P', String(proxy.port), `${sshd.user}@127.0.0.1:${src}`, `${dir}/`], envFor(sshd, proxy.port));
-
-  expect(result.code).toBe(0);
-  expect(proxy.faultsTriggered).toBe(1);
-  expect((JSON.parse(fs.readFileSync(report, 'utf8')) as Report).attempts.map((a) => a.cause)).toEqual(['connection-lost-mid-transfer', null]);
-  expect(proxy.connections).toBe(2);
+  const result = await copyThroughReset('mid-kex', 'down.bin', (sshd, src) => ({ args: [`${sshd.user}@127.0.0.1:${src}`, `${dir}/`], dir }));
   expect(result.stderr).toMatch(/down\.bin: 8 ranges of 8 MiB read over [234] SFTP channels/);
-  expect(sha(path.join(dir, 'down.bin'))).toBe(sha(src));
-  expect(fs.readdirSync(dir)).toEqual(['down.bin']);
 });
 
 test('a tree downloaded over a 20 ms link: its directories listed level by level, its files spread over the channels', async () => {

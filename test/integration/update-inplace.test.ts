@@ -41,12 +41,17 @@ function run(args: string[], extraEnv: Record<string, string> = {}, server: Sshd
   return runArgs([...args.slice(0, -1), `${user}@127.0.0.1:${args.at(-1) as string}`], extraEnv, server);
 }
 
+/** `count` random files f<i>.txt of `base + i` bytes, dealt over `dirs` directories d0, d1, ... under `root`. */
+function writeTree(root: string, count: number, dirs: number, base: number): void {
+  for (let i = 0; i < count; i++) {
+    fs.mkdirSync(path.join(root, `d${i % dirs}`), { recursive: true });
+    fs.writeFileSync(path.join(root, `d${i % dirs}`, `f${i}.txt`), crypto.randomBytes(base + i));
+  }
+}
+
 test('--update: a second deploy of an unchanged tree sends nothing; a changed file is sent, with the local mtime', async () => {
   const local = path.join(work, 'site');
-  for (let i = 0; i < 40; i++) {
-    fs.mkdirSync(path.join(local, `d${i % 4}`), { recursive: true });
-    fs.writeFileSync(path.join(local, `d${i % 4}`, `f${i}.txt`), crypto.randomBytes(1000 + i));
-  }
+  writeTree(local, 40, 4, 1000);
   const target = path.join(work, 'srv');
   fs.mkdirSync(target);
 
@@ -75,10 +80,7 @@ test('--update: a second deploy of an unchanged tree sends nothing; a changed fi
 
 test('--update downloading: a second fetch of an unchanged tree reads nothing; a changed file is fetched, with the remote mtime', async () => {
   const served = path.join(work, 'served');
-  for (let i = 0; i < 30; i++) {
-    fs.mkdirSync(path.join(served, `d${i % 3}`), { recursive: true });
-    fs.writeFileSync(path.join(served, `d${i % 3}`, `f${i}.txt`), crypto.randomBytes(500 + i));
-  }
+  writeTree(served, 30, 3, 500);
   const into = path.join(work, 'fetched');
   fs.mkdirSync(into);
   const fetch = (): Promise<Run> => runArgs(['-r', '--update', `${sshd.user}@127.0.0.1:${served}`, `${into}/`]);

@@ -1,7 +1,7 @@
 import { Channels, oneChannelMs } from '../../../src/ssh/channels.js';
 import type { RemoteFs } from '../../../src/ssh/remote-fs.js';
 import type { SafeScpEvent } from '../../../src/log/events.js';
-import { fakeSftp, first, never } from '../helpers/channel-fakes.js';
+import { answeringIn, fakeSftp, first, never } from '../helpers/channel-fakes.js';
 
 describe('Channels.grow', () => {
   test('opens the extra channels at once and tells each listener; refusals are one note', async () => {
@@ -67,7 +67,7 @@ describe('Channels.grow', () => {
 });
 
 test('a short round trip opens no extra channel, and says why', async () => {
-  const fast = { ...first, realpath: () => Promise.resolve('/') } as unknown as RemoteFs;
+  const fast = answeringIn(0);
   const channels = new Channels(fast, never);
   const events: SafeScpEvent[] = [];
   let asked = 0;
@@ -83,7 +83,7 @@ test('a short round trip opens no extra channel, and says why', async () => {
 
 describe('extra channels weighed against what the first took to open', () => {
   // A round trip of ~20 ms; a 2000-file tree of 8 MB with 256 files in flight: one channel needs ~8 round trips.
-  const slow = { ...first, realpath: () => new Promise((r) => setTimeout(() => r('/'), 20)) } as unknown as RemoteFs;
+  const slow = answeringIn(20);
   const tree = async (openMs: number): Promise<{ asked: number; notes: string[] }> => {
     const channels = new Channels(slow, never, undefined, openMs);
     const notes: string[] = [];
@@ -116,7 +116,7 @@ test('oneChannelMs: a window of bytes or a wave of files per round trip, whichev
 });
 
 test('one extra channel first, then twice as many while the work left is worth what they took to open', async () => {
-  const slow = { ...first, realpath: () => new Promise((r) => setTimeout(() => r('/'), 20)) } as unknown as RemoteFs;
+  const slow = answeringIn(20);
   const ramp = async (eachOpenMs: number): Promise<{ opened: number; notes: string[] }> => {
     const channels = new Channels(slow, never, undefined, 10);
     const notes: string[] = [];
@@ -133,7 +133,7 @@ test('one extra channel first, then twice as many while the work left is worth w
 });
 
 test('the round trip is the quickest answer seen: a probe that waited behind other requests does not count as distance', async () => {
-  const queued = { ...first, fastestMs: 1, realpath: () => new Promise((r) => setTimeout(() => r('/'), 30)) } as unknown as RemoteFs;
+  const queued = answeringIn(30, 1);
   const channels = new Channels(queued, never);
   const notes: string[] = [];
   channels.grow(3, () => Promise.resolve(fakeSftp()), (e) => notes.push(e.kind === 'debug' ? e.message : e.kind), 'web:22');
