@@ -70,31 +70,29 @@ async function walkRemote(rfs: RemoteFs, source: string, recursive: boolean, lim
     for (const dir of level) {
       const entries = listed.get(dir) ?? [];
       entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-      for (const entry of entries) {
-        if (entry.name === '.' || entry.name === '..') continue;
-        if (!safeSegment(entry.name)) {
-          throw unsafeName(`refusing unsafe file name from the server in ${dir.remote}: ${JSON.stringify(entry.name)}; nothing was written outside the target`, dir.remote);
-        }
-        const child: RemoteItem = {
-          type: (entry.attrs.mode & S_IFMT) === S_IFDIR ? 'dir' : 'file',
-          remote: posix.join(dir.remote, entry.name),
-          segments: [...dir.segments, entry.name],
-          attrs: entry.attrs,
-        };
-        const kindOf = entry.attrs.mode & S_IFMT;
-        if (kindOf === S_IFDIR) {
-          items.push(child);
-          next.push(child);
-        } else if (kindOf === S_IFREG) {
-          items.push(child);
-        } else {
-          state.emit({ kind: 'debug', message: `skipping remote ${child.remote}: not a regular file or directory` });
-        }
+      for (const child of entries.map((entry) => childOf(dir, entry, state))) {
+        if (child) items.push(child);
+        if (child?.type === 'dir') next.push(child);
       }
     }
     level = next;
   }
   return items;
+}
+
+/** The item for one listed entry of `dir`: undefined for '.', '..' and what is neither file nor directory. */
+function childOf(dir: RemoteItem, entry: RemoteEntry, state: TransferState): RemoteItem | undefined {
+  if (entry.name === '.' || entry.name === '..') return undefined;
+  if (!safeSegment(entry.name)) {
+    throw unsafeName(`refusing unsafe file name from the server in ${dir.remote}: ${JSON.stringify(entry.name)}; nothing was written outside the target`, dir.remote);
+  }
+  const kind = entry.attrs.mode & S_IFMT;
+  const remote = posix.join(dir.remote, entry.name);
+  if (kind !== S_IFDIR && kind !== S_IFREG) {
+    state.emit({ kind: 'debug', message: `skipping remote ${remote}: not a regular file or directory` });
+    return undefined;
+  }
+  return { type: kind === S_IFDIR ? 'dir' : 'file', remote, segments: [...dir.segments, entry.name], attrs: entry.attrs };
 }
 
 /** Creates a directory, refusing to go through an existing symlink (which could lead outside the target). */
