@@ -15,8 +15,10 @@ export function spreads(size: number, channelsWanted: number): boolean {
 
 /**
  * Writes all of `local` into `temp`, open as `handle` on `own`, over every channel open now or later. Resolves once
- * every WRITE was answered and the other channels' handles were closed: the caller's size check on `own` then sees
- * every byte. Rejects with the first failure (after the writes under way were answered).
+ * every WRITE was answered (each answer means the server wrote all of it: the caller's size check on `own` then
+ * sees every byte), with the closes of the other channels' handles under way: they go out beside the caller's
+ * size check rather than a round trip before it. Rejects with the first failure (after the writes under way were
+ * answered and the other handles closed).
  */
 export async function writeSpread(
   channels: Channels,
@@ -28,7 +30,7 @@ export async function writeSpread(
   requestsInFlight: number,
   state: TransferState,
   buffers: BufferPool,
-): Promise<void> {
+): Promise<{ othersClosed: Promise<void> }> {
   const count = Math.ceil(size / RANGE);
   let next = 0;
   let failure: unknown;
@@ -47,10 +49,13 @@ export async function writeSpread(
   const { others, failure: joined } = await onEveryChannel(channels, own, handle, () => next < count, (rfs) => rfs.open(temp, 'r+'), run);
   failure ??= joined;
   await Promise.allSettled(answered);
-  const closed = await Promise.allSettled(others.map((o) => o.rfs.close(o.handle, temp)));
-  for (const c of closed) if (c.status === 'rejected') failure ??= c.reason;
-  if (failure !== undefined) throw failure;
+  const closes = others.map((o) => o.rfs.close(o.handle, temp));
+  if (failure !== undefined) {
+    await Promise.allSettled(closes);
+    throw failure;
+  }
   state.emit({ kind: 'debug', message: `${temp}: ${count} ranges of ${RANGE / 1024 / 1024} MiB written over ${others.length + 1} SFTP channel${others.length === 0 ? '' : 's'}` });
+  return { othersClosed: Promise.all(closes).then(() => undefined) };
 }
 
 /** The other channels that joined a spread file, each with its own handle on it (for the caller to close). */

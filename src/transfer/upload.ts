@@ -209,10 +209,10 @@ async function uploadFile(rfs: RemoteFs, job: Job, context: FileContext, release
       // The last writes, the attributes (-p), the size check and the close go out back to back: a server
       // handles the requests on one file in order, so the cost after the open is one batch, then the rename.
       const open = handle;
-      // Spread over several channels, the writes are all answered (and the other channels' handles closed) before
-      // the size check on this one; on one channel the check follows the last write in the same batch.
+      // Spread over several channels, the writes are all answered before the size check on this one (the other
+      // channels' handles close beside it); on one channel the check follows the last write in the same batch.
       const written = spreads(item.size, options.channels)
-        ? await writeSpread(channels, rfs, open, temp, local, item.size, options.requestsInFlight, state, buffers)
+        ? (await writeSpread(channels, rfs, open, temp, local, item.size, options.requestsInFlight, state, buffers)).othersClosed
         : (await sendWrites(rfs, open, temp, local, 0, item.size, options.requestsInFlight, state, buffers)).answered;
       const setAttrs = attrs ? rfs.fsetstat(open, attrs, temp) : undefined;
       const stat = rfs.fstat(open, temp);
