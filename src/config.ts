@@ -2,7 +2,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { configError, usageError } from './errors.js';
-import { parseOperand, type RemoteOperand } from './operands.js';
+import { splitOperands } from './operands.js';
 import { DEFAULTS, type RawOptions } from './options.js';
 import { sshConfigContext, type HostSettings } from './ssh-config/host.js';
 import { TargetResolver, checkPreferredAuthentications, logLevel, type AppliedLine } from './ssh-config/targets.js';
@@ -74,31 +74,7 @@ export function resolveConfig(raw: RawOptions, env: Env): ResolvedConfig {
   const ssh = parseSshOptions(raw.option ?? []);
   const last = (key: SshOption): string | undefined => ssh.get(key)?.at(-1);
 
-  if (raw.operands.length < 2) throw usageError('expected at least one SOURCE and a TARGET (safe-scp [options] SOURCE... TARGET)');
-  const operands = raw.operands.map(parseOperand);
-  const targetOperand = operands[operands.length - 1];
-  const sourceOperands = operands.slice(0, -1);
-  if (!targetOperand) throw usageError('missing TARGET');
-
-  let direction: 'upload' | 'download';
-  let remote: RemoteOperand;
-  if (targetOperand.kind === 'remote') {
-    if (sourceOperands.some((o) => o.kind === 'remote')) {
-      throw usageError('remote-to-remote copies are not supported: copy to a local directory first, then upload');
-    }
-    direction = 'upload';
-    remote = targetOperand;
-  } else {
-    const remotes = sourceOperands.filter((o): o is RemoteOperand => o.kind === 'remote');
-    if (remotes.length === 0) throw usageError('no remote operand: one side must be [user@]host:path');
-    if (remotes.length !== sourceOperands.length) throw usageError('cannot mix local and remote sources in one download');
-    const first = remotes[0] as RemoteOperand;
-    if (remotes.some((r) => r.host !== first.host || r.user !== first.user || r.port !== first.port)) {
-      throw usageError('all remote sources of a download must be on the same host');
-    }
-    direction = 'download';
-    remote = first;
-  }
+  const { direction, remote, sourceOperands, targetOperand } = splitOperands(raw.operands);
 
   const defaultUser = env['USER'] ?? env['LOGNAME'] ?? os.userInfo().username;
   const home = env['HOME'] ?? os.homedir();

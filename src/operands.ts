@@ -120,3 +120,33 @@ export function parseOperand(operand: string): Operand {
   const { user, rest } = splitUser(operand.slice(0, colon));
   return remote(rest, user, undefined, homeRelative(operand.slice(colon + 1)), operand);
 }
+
+/** The operands of one copy: which way it goes, the remote side (the target, or the first source), the rest. */
+export interface CopyOperands {
+  readonly direction: 'upload' | 'download';
+  readonly remote: RemoteOperand;
+  readonly sourceOperands: readonly Operand[];
+  readonly targetOperand: Operand;
+}
+
+/** Parses SOURCE... TARGET: an upload to one remote target, or a download from sources on one remote host. */
+export function splitOperands(operands: readonly string[]): CopyOperands {
+  if (operands.length < 2) throw usageError('expected at least one SOURCE and a TARGET (safe-scp [options] SOURCE... TARGET)');
+  const parsed = operands.map(parseOperand);
+  const targetOperand = parsed[parsed.length - 1] as Operand;
+  const sourceOperands = parsed.slice(0, -1);
+  if (targetOperand.kind === 'remote') {
+    if (sourceOperands.some((o) => o.kind === 'remote')) {
+      throw usageError('remote-to-remote copies are not supported: copy to a local directory first, then upload');
+    }
+    return { direction: 'upload', remote: targetOperand, sourceOperands, targetOperand };
+  }
+  const remotes = sourceOperands.filter((o): o is RemoteOperand => o.kind === 'remote');
+  const first = remotes[0];
+  if (first === undefined) throw usageError('no remote operand: one side must be [user@]host:path');
+  if (remotes.length !== sourceOperands.length) throw usageError('cannot mix local and remote sources in one download');
+  if (remotes.some((r) => r.host !== first.host || r.user !== first.user || r.port !== first.port)) {
+    throw usageError('all remote sources of a download must be on the same host');
+  }
+  return { direction: 'download', remote: first, sourceOperands, targetOperand };
+}
