@@ -75,8 +75,8 @@ export async function readSpan(rfs: RemoteFs, handle: Buffer, to: ReadTarget, st
 /**
  * Reads the first `size` bytes of the remote file, open as `handle` on `own`, over every channel open now or later:
  * each channel opens the file for itself and reads the RANGE-byte ranges it claims. Resolves with the end of the
- * last byte written once every range is read and the other channels' handles are closed. Rejects with the first
- * failure (after the reads under way were answered).
+ * last byte written once every range is read (the other channels' handles are then closed, not waited for).
+ * Rejects with the first failure (after the reads under way were answered).
  */
 export async function readSpread(channels: Channels, own: RemoteFs, handle: Buffer, to: ReadTarget, size: number, options: ReadOptions, state: TransferState): Promise<number> {
   const count = Math.ceil(size / RANGE);
@@ -95,7 +95,8 @@ export async function readSpread(channels: Channels, own: RemoteFs, handle: Buff
   };
   const { others, failure: joined } = await onEveryChannel(channels, own, handle, () => next < count, (rfs) => rfs.open(to.remote, 'r'), run);
   failure ??= joined;
-  await Promise.allSettled(others.map((o) => o.rfs.close(o.handle, to.remote)));
+  // Sent, not waited for (as the caller's own handle is): every read on them was answered already.
+  for (const o of others) o.rfs.close(o.handle, to.remote).catch(() => undefined);
   if (failure !== undefined) throw failure;
   state.emit({ kind: 'debug', message: `${to.remote}: ${count} ranges of ${RANGE / 1024 / 1024} MiB read over ${others.length + 1} SFTP channel${others.length === 0 ? '' : 's'}` });
   return reached;
