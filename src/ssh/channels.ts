@@ -1,9 +1,10 @@
 // Several SFTP channels on the one SSH connection: one authentication, one TCP connection (what the throttle and
 // the server's MaxStartups count), but N sftp-server processes and N channel windows, so a transfer is capped
 // neither by one window per round trip (OpenSSH's 2 MiB: 42 MB/s at 50 ms) nor by one single-threaded server.
-import type { Client, SFTPWrapper } from 'ssh2';
+import type { Client } from 'ssh2';
 import type { EventSink } from '../log/events.js';
 import { RemoteFs } from './remote-fs.js';
+import { SftpClient, type Sftp } from './sftp/client.js';
 import type { WriteBatch } from './write-batch.js';
 
 /**
@@ -65,7 +66,7 @@ export class Channels {
    * (--channels given). The round trip that decides whether they help is measured now, beside the work's first
    * requests, so that asking costs nothing more.
    */
-  offer(extra: number, openOne: () => Promise<SFTPWrapper>, emit: EventSink, where: string, minRttMs = MIN_RTT_MS, forced = false): void {
+  offer(extra: number, openOne: () => Promise<Sftp>, emit: EventSink, where: string, minRttMs = MIN_RTT_MS, forced = false): void {
     // Timed in any case: the round trip also sizes the small files' writes each channel keeps in flight.
     void this.sendProbe();
     if (extra <= 0) return;
@@ -123,7 +124,7 @@ export class Channels {
    * contend for its CPU, three shells at once took four times as long as one. A server that refuses some
    * (MaxSessions) gets fewer: a -v note, not a failure.
    */
-  grow(extra: number, openOne: () => Promise<SFTPWrapper>, emit: EventSink, where: string, minRttMs = MIN_RTT_MS): void {
+  grow(extra: number, openOne: () => Promise<Sftp>, emit: EventSink, where: string, minRttMs = MIN_RTT_MS): void {
     if (extra <= 0) return;
     this.opening = (async () => {
       if (minRttMs > 0) await this.sendProbe();
@@ -160,7 +161,7 @@ export class Channels {
     })();
   }
 
-  private async openAnother(openOne: () => Promise<SFTPWrapper>, refusals: string[]): Promise<void> {
+  private async openAnother(openOne: () => Promise<Sftp>, refusals: string[]): Promise<void> {
     try {
       const rfs = new RemoteFs(await openOne(), this.lost, this.batch, this.first.maxLength);
       rfs.roundTripMs = () => this.roundTripSoFar();
@@ -204,11 +205,11 @@ export class Channels {
   }
 }
 
-/** Asks for one more SFTP channel on `client`. */
-export function openSftp(client: Client): Promise<SFTPWrapper> {
-  const opening = new Promise<SFTPWrapper>((resolve, reject) => {
+/** Asks for one more SFTP channel on `client` (`openSSH`: the server's version string says OpenSSH: SftpClient.open). */
+export function openSftp(client: Client, openSSH: boolean): Promise<SftpClient> {
+  const opening = new Promise<SftpClient>((resolve, reject) => {
     try {
-      client.sftp((err, sftp) => (err ? reject(err) : resolve(sftp)));
+      SftpClient.open(client, openSSH).then(resolve, reject);
     } catch (err: unknown) {
       reject(err instanceof Error ? err : new Error(String(err)));
     }

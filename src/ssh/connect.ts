@@ -177,8 +177,8 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
         return;
       }
       const asked = Date.now();
-      client.sftp((err, sftp) => {
-        if (err) return fail(err);
+      const openSSH = /^SSH-2\.0-OpenSSH/.test(trace.serverVersion ?? '');
+      openSftp(client, openSSH).then((sftp) => {
         const openMs = Date.now() - asked;
         settled = true;
         clearTimeout(timer);
@@ -193,7 +193,7 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
         // slower against one that starts a heavy login shell; and no public signal of the round trip comes before
         // the first channel (authentication's time is mostly the server's own work), so they wait for it.
         const forced = options.channelsForced === true;
-        channels.offer((options.channels ?? 1) - 1, () => openSftp(client), options.emit, `${target.host}:${target.port}`, forced ? 0 : MIN_RTT_MS, forced);
+        channels.offer((options.channels ?? 1) - 1, () => openSftp(client, openSSH), options.emit, `${target.host}:${target.port}`, forced ? 0 : MIN_RTT_MS, forced);
         resolve({
           ...connected,
           fs,
@@ -203,7 +203,7 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
             connected.close();
           },
         });
-      });
+      }, fail);
     });
 
     const config = clientConfig(options, sock, trace);

@@ -1,5 +1,5 @@
 // Listing a remote directory over one open handle: READDIRs two at a time, the CLOSE sent and not waited for.
-import type { FileEntry, Stats } from 'ssh2';
+import type { FileEntry, Stats } from './sftp/wire.js';
 import { SafeScpError } from '../errors.js';
 
 export interface RemoteEntry {
@@ -32,7 +32,7 @@ export async function listDirectory(path: string, requests: DirRequests): Promis
       const answers = await Promise.all([requests.read(handle), requests.read(handle)]);
       for (const list of answers) {
         if (list === false) return entries;
-        for (const e of list) if (e.filename !== '.' && e.filename !== '..') entries.push({ name: e.filename, attrs: e.attrs as Stats });
+        for (const e of list) if (e.filename !== '.' && e.filename !== '..') entries.push({ name: e.filename, attrs: e.attrs });
       }
     }
     throw new SafeScpError('remote-failure', `listing ${path} did not end after ${2 * MAX_ROUNDS} reads`, { phase: 'transfer', remotePath: path });

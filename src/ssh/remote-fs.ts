@@ -1,29 +1,25 @@
-// Promise wrapper over ssh2's SFTP channel that fails every pending call when the connection dies.
-import type { Attributes, FileEntry, SFTPWrapper, Stats } from 'ssh2';
+// Promise wrapper over one SFTP channel (sftp/client.ts) that fails every pending call when the connection dies.
 import { classifySftpError, type RemoteSpace } from '../classify.js';
 import { listDirectory, type RemoteEntry } from './remote-dir.js';
+import type { Sftp } from './sftp/client.js';
+import type { FileEntry, SetAttributes, Stats } from './sftp/wire.js';
 import { sendSmall, WriteRoom } from './small-put.js';
 import type { WriteBatch } from './write-batch.js';
 
 export type RemoteStats = Stats;
-/** The attributes we set; ssh2's type wants every field although the protocol sends only those present. */
-export type SetAttributes = Partial<Pick<Attributes, 'mode' | 'atime' | 'mtime'>>;
-export type { RemoteEntry };
+export type { RemoteEntry, SetAttributes };
 
 /**
- * The longest READ or WRITE that ssh2 sends as one request for a server with this version string. Beyond it ssh2
- * splits a request and sends the pieces one after another, which would put part of a write behind the CLOSE sent
- * after it. ssh2 takes the length from the version string: OpenSSH's and dropbear's sftp-server accept 256 KiB, any
- * server 34000 bytes; less 2 KiB of request overhead. (limits@openssh.com, which ssh2 reads too, only ever raised it
- * so far: OpenSSH says 255 KiB.)
+ * The longest READ or WRITE sent as one request to a server with this version string: OpenSSH's and dropbear's
+ * sftp-server accept 256 KiB, any server 34000 bytes (what ssh2 assumes too); less 2 KiB of request overhead.
  */
 export function sftpLength(serverVersion: string | undefined): number {
   return /^SSH-2\.0-(?:OpenSSH|dropbear)/.test(serverVersion ?? '') ? 256 * 1024 - 2048 : 34000 - 2048;
 }
 
 /**
- * ssh2 never calls back a pending SFTP request when the connection drops (see
- * faults-and-perf.md 2.1: a pending fastPut hangs forever), so every call races `lost`.
+ * An SFTP request pending when the connection drops may never be answered (faults-and-perf.md 2.1: with ssh2's own
+ * client a pending fastPut hung forever), so every call races `lost`.
  */
 export class RemoteFs {
   /** Open handles the server allows (limits@openssh.com): Infinity when unlimited, undefined when it does not say. */
@@ -38,23 +34,19 @@ export class RemoteFs {
   /** Rejecters of the requests not yet answered; all are called once when the connection is lost. */
   private readonly waiting = new Set<(err: unknown) => void>();
   private lostError: unknown;
-  /** Until ssh2 says the server lacks posix-rename@openssh.com. */
-  private posixRename = true;
   /** The round trip as far as known (Channels sets it): what the room for small files' writes allows. */
   roundTripMs: () => number = () => 0;
   private readonly room = new WriteRoom(() => this.roundTripMs());
 
   constructor(
-    private readonly sftp: SFTPWrapper,
+    private readonly sftp: Sftp,
     lost: Promise<never>,
     /** Batches this turn's packets into one socket write (write-batch.ts). */
     private readonly batch: WriteBatch = () => undefined,
     /** The longest READ or WRITE sent as one request (sftpLength). */
     readonly maxLength: number = sftpLength(undefined),
   ) {
-    // A public field (no underscore) ssh2 sets from limits@openssh.com; its type declarations leave it out.
-    const handles = (sftp as unknown as { maxOpenHandles?: unknown }).maxOpenHandles;
-    this.maxOpenHandles = typeof handles === 'number' && handles > 0 ? handles : undefined;
+    this.maxOpenHandles = sftp.maxOpenHandles;
     // One subscription, not a Promise.race per request: a race against a promise that stays pending
     // leaves a reaction on it for every request, which piles up over thousands of writes.
     lost.catch((err: unknown) => {
@@ -128,13 +120,11 @@ export class RemoteFs {
   }
 
   mkdir(path: string, mode?: number): Promise<void> {
-    const attrs = (mode === undefined ? {} : { mode }) as Attributes;
-    return this.call('mkdir', path, (cb) => this.sftp.mkdir(path, attrs, (err) => cb(err)));
+    return this.call('mkdir', path, (cb) => this.sftp.mkdir(path, mode === undefined ? {} : { mode }, (err) => cb(err)));
   }
 
   open(path: string, flags: 'r' | 'r+' | 'wx' | 'w', mode?: number): Promise<Buffer> {
-    const attrs = (mode === undefined ? {} : { mode }) as Attributes;
-    return this.call('open', path, (cb) => this.sftp.open(path, flags, attrs, cb));
+    return this.call('open', path, (cb) => this.sftp.open(path, flags, mode === undefined ? {} : { mode }, cb));
   }
 
   write(handle: Buffer, data: Buffer, position: number, path: string): Promise<void> {
@@ -152,8 +142,8 @@ export class RemoteFs {
       this.lastActivity = Date.now();
     };
     return this.call<RemoteStats>('open', path, (done) =>
-      this.sftp.open(path, flags, { mode } as Attributes, (err, handle) => {
-        if (err) return done(err);
+      this.sftp.open(path, flags, { mode }, (err, handle) => {
+        if (err || !handle) return done(err);
         answered();
         onOpened?.();
         sendSmall(this.sftp, handle, { path, data, attrs }, { room: this.room, batch: this.batch, answered }, done);
@@ -165,7 +155,7 @@ export class RemoteFs {
   read(handle: Buffer, buffer: Buffer, length: number, position: number, path: string): Promise<number> {
     return this.call<number>('read', path, (cb) =>
       this.sftp.read(handle, buffer, 0, length, position, (err, bytesRead) => {
-        // ssh2 reports EOF as an error with code 1 (SSH_FX_EOF).
+        // EOF comes as an error with code 1 (SSH_FX_EOF).
         if (err && (err as Error & { code?: unknown }).code === 1) cb(null, 0);
         else cb(err, bytesRead);
       }),
@@ -177,11 +167,11 @@ export class RemoteFs {
   }
 
   fsetstat(handle: Buffer, attrs: SetAttributes, path: string): Promise<void> {
-    return this.call('setstat', path, (cb) => this.sftp.fsetstat(handle, attrs as Attributes, (err) => cb(err)));
+    return this.call('setstat', path, (cb) => this.sftp.fsetstat(handle, attrs, (err) => cb(err)));
   }
 
   setstat(path: string, attrs: SetAttributes): Promise<void> {
-    return this.call('setstat', path, (cb) => this.sftp.setstat(path, attrs as Attributes, (err) => cb(err)));
+    return this.call('setstat', path, (cb) => this.sftp.setstat(path, attrs, (err) => cb(err)));
   }
 
   close(handle: Buffer, path: string): Promise<void> {
@@ -189,7 +179,7 @@ export class RemoteFs {
   }
 
   unlink(path: string): Promise<void> {
-    return this.call('remove', path, (cb) => this.sftp.unlink(path, (err) => cb(err)));
+    return this.call('remove', path, (cb) => this.sftp.remove(path, (err) => cb(err)));
   }
 
   /** A directory's entries ('.' and '..' left out): remote-dir.ts. */
@@ -205,7 +195,7 @@ export class RemoteFs {
   private readdirOnce(handle: Buffer, path: string): Promise<FileEntry[] | false> {
     return this.call<FileEntry[] | false>('readdir', path, (cb) =>
       this.sftp.readdir(handle, (err, list) => {
-        // ssh2 reports the end as an error with code 1 (SSH_FX_EOF).
+        // The end comes as an error with code 1 (SSH_FX_EOF).
         if (err && (err as Error & { code?: unknown }).code === 1) cb(null, false);
         else cb(err, list);
       }),
@@ -214,26 +204,19 @@ export class RemoteFs {
 
   /** Free space on the filesystem holding `path` (statvfs@openssh.com); rejects when the server does not offer it. */
   async statvfs(path: string): Promise<RemoteSpace> {
-    const info = await this.call<Record<string, unknown>>('statvfs', path, (cb) => this.sftp.ext_openssh_statvfs(path, (err, fsInfo: Record<string, unknown>) => cb(err, fsInfo)));
-    const n = (v: unknown): number => (typeof v === 'bigint' ? Number(v) : typeof v === 'number' ? v : NaN);
+    const info = await this.call<Record<string, number>>('statvfs', path, (cb) => {
+      if (!this.sftp.offers('statvfs@openssh.com')) throw new Error('the server does not offer statvfs@openssh.com');
+      this.sftp.statvfs(path, cb);
+    });
+    const n = (v: number | undefined): number => v ?? NaN;
     const space = { freeBytes: n(info['f_bavail']) * (n(info['f_frsize']) || n(info['f_bsize'])), freeFiles: n(info['f_favail']) };
     if (!Number.isFinite(space.freeBytes) || !Number.isFinite(space.freeFiles)) throw new Error(`statvfs ${path}: incomplete answer`);
     return space;
   }
 
-  /**
-   * Renames over an existing target: atomically where the server offers posix-rename@openssh.com. ssh2 refuses
-   * the request at once (a throw, nothing sent) when the server did not announce that extension.
-   */
+  /** Renames over an existing target: atomically where the server offers posix-rename@openssh.com. */
   async replace(from: string, to: string): Promise<void> {
-    if (this.posixRename) {
-      try {
-        return await this.call('rename', to, (cb) => this.sftp.ext_openssh_rename(from, to, (err) => cb(err)));
-      } catch (err: unknown) {
-        if (!(err instanceof Error && err.cause instanceof Error && /does not support/i.test(err.cause.message))) throw err;
-        this.posixRename = false;
-      }
-    }
+    if (this.sftp.offers('posix-rename@openssh.com')) return this.call('rename', to, (cb) => this.sftp.posixRename(from, to, (err) => cb(err)));
     return this.replaceWithoutPosixRename(from, to);
   }
 

@@ -1,5 +1,6 @@
 // A small file's requests after its open (write, attributes, size check, close), and the room its write waits for.
-import type { Attributes, SFTPWrapper, Stats } from 'ssh2';
+import type { Sftp } from './sftp/client.js';
+import type { SetAttributes, Stats } from './sftp/wire.js';
 import { classifySftpError } from '../classify.js';
 import type { SafeScpError } from '../errors.js';
 import type { WriteBatch } from './write-batch.js';
@@ -58,9 +59,9 @@ export class WriteRoom {
  * than the request (a 2000-file tree is 10,000).
  */
 export function sendSmall(
-  sftp: SFTPWrapper,
+  sftp: Sftp,
   handle: Buffer,
-  file: { path: string; data: Buffer; attrs: Partial<Attributes> | undefined },
+  file: { path: string; data: Buffer; attrs: SetAttributes | undefined },
   via: { room: WriteRoom; batch: WriteBatch; answered: () => void },
   done: (err: Error | null, stats?: Stats) => void,
 ): void {
@@ -70,7 +71,7 @@ export function sendSmall(
   let left = 0;
   const step = (i: number, op: string) => {
     left++;
-    return (stepErr: Error | null | undefined, value?: Stats): void => {
+    return (stepErr: Error | null, value?: Stats): void => {
       via.answered();
       if (stepErr) failures[i] = classifySftpError(stepErr, op, path);
       else if (value !== undefined) stats = value;
@@ -91,12 +92,12 @@ export function sendSmall(
           wrote(e);
         });
       else free();
-      if (setAttrs) sftp.fsetstat(handle, attrs as Attributes, (e) => setAttrs(e));
+      if (attrs && setAttrs) sftp.fsetstat(handle, attrs, (e) => setAttrs(e));
       sftp.fstat(handle, stat);
       sftp.close(handle, (e) => closed(e));
     } catch (thrown: unknown) {
       free();
-      // ssh2 throws only on arguments it rejects; the answers still to come are ignored.
+      // Not expected (a request that cannot be sent is answered with an error); the answers still to come are ignored.
       done(thrown instanceof Error ? thrown : new Error(String(thrown)));
     }
   });

@@ -1,9 +1,9 @@
 // Stand-ins for the unit tests of the SFTP channels (Channels, spread): no connection, no server.
-import type { SFTPWrapper } from 'ssh2';
+import type { Sftp } from '../../../src/ssh/sftp/client.js';
 import type { RemoteFs } from '../../../src/ssh/remote-fs.js';
 
 /** An SFTP stand-in: RemoteFs only reads its limits at construction. */
-export const fakeSftp = (): SFTPWrapper => ({}) as unknown as SFTPWrapper;
+export const fakeSftp = (): Sftp => ({}) as unknown as Sftp;
 /** A connection that is never lost. */
 export const never = new Promise<never>(() => undefined);
 /** The first channel: only what Channels reads of it (its probe is answered at once but times nothing). */

@@ -1,5 +1,5 @@
 // A write that fails with a bare FAILURE is explained by statvfs@openssh.com: RemoteFs.statvfs and explainWriteFailure.
-import type { SFTPWrapper } from 'ssh2';
+import type { Sftp } from '../../../src/ssh/sftp/client.js';
 import { classifySftpError } from '../../../src/classify.js';
 import { SafeScpError } from '../../../src/errors.js';
 import { explainWriteFailure, type SpaceQuery } from '../../../src/ssh/disk-space.js';
@@ -9,13 +9,12 @@ type Cb = (err?: Error | null, value?: unknown) => void;
 const never = new Promise<never>(() => undefined);
 const sftpError = (code: number, message: string): Error => Object.assign(new Error(message), { code });
 
-/** statvfs answers as ssh2 parses them: numbers, or BigInts for large values. */
-function withStatvfs(answer: Record<string, number | bigint> | Error | 'unsupported'): { rfs: RemoteFs; asked: string[] } {
+/** statvfs answers as SftpClient parses them (numbers); 'unsupported': the server did not announce the extension. */
+function withStatvfs(answer: Record<string, number> | Error | 'unsupported'): { rfs: RemoteFs; asked: string[] } {
   const asked: string[] = [];
   const sftp = {
-    ext_openssh_statvfs: (p: string, cb: Cb) => {
-      // ssh2 throws when the server did not advertise the extension.
-      if (answer === 'unsupported') throw new Error('Server does not support this extended request');
+    offers: (extension: string) => extension === 'statvfs@openssh.com' && answer !== 'unsupported',
+    statvfs: (p: string, cb: Cb) => {
       asked.push(p);
       setImmediate(() => (answer instanceof Error ? cb(answer) : cb(undefined, answer)));
     },
@@ -24,7 +23,7 @@ function withStatvfs(answer: Record<string, number | bigint> | Error | 'unsuppor
     fstat: (_h: Buffer, cb: Cb) => setImmediate(() => cb(null, { size: 0, mode: 0o100644 })),
     close: (_h: Buffer, cb: Cb) => setImmediate(() => cb(null)),
   };
-  return { rfs: new RemoteFs(sftp as unknown as SFTPWrapper, never), asked };
+  return { rfs: new RemoteFs(sftp as unknown as Sftp, never), asked };
 }
 
 const STATS = { f_bsize: 4096, f_frsize: 4096, f_blocks: 5120, f_bfree: 0, f_bavail: 0, f_files: 100, f_ffree: 90, f_favail: 90 };
@@ -36,12 +35,12 @@ describe('RemoteFs.statvfs', () => {
     expect(asked).toEqual(['/srv/app']);
   });
 
-  test('BigInt fields (large filesystems) and a zero f_frsize (then f_bsize counts)', async () => {
-    const { rfs } = withStatvfs({ ...STATS, f_frsize: 0, f_bavail: 2n ** 40n, f_favail: 7n });
+  test('fields beyond 32 bits (large filesystems) and a zero f_frsize (then f_bsize counts)', async () => {
+    const { rfs } = withStatvfs({ ...STATS, f_frsize: 0, f_bavail: 2 ** 40, f_favail: 7 });
     await expect(rfs.statvfs('/')).resolves.toEqual({ freeBytes: 2 ** 40 * 4096, freeFiles: 7 });
   });
 
-  test('a server without the extension rejects (ssh2 throws; RemoteFs turns it into a rejection)', async () => {
+  test('a server without the extension rejects without a request', async () => {
     await expect(withStatvfs('unsupported').rfs.statvfs('/')).rejects.toBeInstanceOf(SafeScpError);
   });
 });
