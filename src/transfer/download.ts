@@ -22,7 +22,7 @@ export interface DownloadOptions {
   readonly recursive: boolean;
   readonly preserve: boolean;
   readonly chunkSize: number;
-  readonly requestsInFlight: number;
+  readonly bytesInFlight: number;
   readonly filesInFlight: number;
   /** --update: skip a file whose local copy has the remote size and mtime; files written get the remote times. */
   readonly update: boolean;

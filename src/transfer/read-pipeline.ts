@@ -4,10 +4,12 @@ import type { Channels } from '../ssh/channels.js';
 import type { RemoteFs } from '../ssh/remote-fs.js';
 import type { TransferState } from './progress.js';
 import { RANGE, onEveryChannel } from './ranges.js';
+import { requestsInFlight } from './write-pipeline.js';
 
 export interface ReadOptions {
   readonly chunkSize: number;
-  readonly requestsInFlight: number;
+  /** Bytes of read requests in flight per span (as many requests of the chunk size as that takes). */
+  readonly bytesInFlight: number;
 }
 
 /** Where a span's bytes come from and go to: a local file, or memory (a small file, download.ts). */
@@ -17,7 +19,7 @@ export interface ReadTarget {
 }
 
 /**
- * Reads [start, end) of the open remote file with up to `requestsInFlight` reads in flight, writing each at its
+ * Reads [start, end) of the open remote file with up to `bytesInFlight` of reads in flight, writing each at its
  * offset in the local file; with `untilEof`, goes on past `end` until the server says end of file (the file may
  * have grown), the first read past `end` sent with the others and the rest one at a time. Resolves with the end of
  * the last byte written (`start` when there was none); a short read is completed, an early end of file ends it.
@@ -65,7 +67,7 @@ export async function readSpan(rfs: RemoteFs, handle: Buffer, to: ReadTarget, st
     offset += length;
     await state.limiter.take(length);
     if (offset > end) await Promise.all(inFlight);
-    else if (inFlight.size >= Math.max(1, options.requestsInFlight)) await Promise.race(inFlight);
+    else if (inFlight.size >= requestsInFlight(options.bytesInFlight, chunk)) await Promise.race(inFlight);
   }
   await Promise.all(inFlight);
   if (failure !== undefined) throw failure;

@@ -48,6 +48,11 @@ export class BufferPool {
   }
 }
 
+/** How many requests of `chunk` bytes keep `bytes` in flight (at least one). */
+export function requestsInFlight(bytes: number, chunk: number): number {
+  return Math.max(1, Math.ceil(bytes / chunk));
+}
+
 /**
  * Pipelined writes of the bytes [start, end): up to `requestsInFlight` WRITE requests outstanding (a plain stream
  * crawls, see faults-and-perf.md 3), each at most the server's write limit. Resolves once the last WRITE is sent,
