@@ -18,6 +18,9 @@ export interface ReadTarget {
   readonly local: { write(data: Buffer, offset: number, length: number, position: number): Promise<unknown> };
 }
 
+/** The size of a read past the expected end (the end-of-file probe). */
+const PROBE = 4096;
+
 /**
  * Reads [start, end) of the open remote file with up to `bytesInFlight` of reads in flight, writing each at its
  * offset in the local file; with `untilEof`, goes on past `end` until the server says end of file (the file may
@@ -62,7 +65,9 @@ export async function readSpan(rfs: RemoteFs, handle: Buffer, to: ReadTarget, st
   };
   while (!eof && failure === undefined && (untilEof || offset < end)) {
     state.checkAborted();
-    const length = offset < end ? Math.min(chunk, end - offset) : chunk;
+    // The first read at `end` mostly just meets the end of file: a small one (its buffer and the -l budget it takes
+    // are the size asked); a file that grew is read on in whole chunks.
+    const length = offset < end ? Math.min(chunk, end - offset) : offset === end ? Math.min(chunk, PROBE) : chunk;
     inFlight.add(readAt(offset, length));
     offset += length;
     await state.limiter.take(length);

@@ -3,20 +3,14 @@
 // each (a 2000-file tree is ~10,000 requests; every packet costs the client, sshd and the pipe to sftp-server a
 // round of work), and on OpenSSH the limits@openssh.com request goes out with INIT instead of a round trip later.
 import type { Client, ClientChannel } from 'ssh2';
-import { ByteQueue, FXP, type FileEntry, type OpenFlags, OPEN_FLAGS, ProtocolError, Reader, Request, type SetAttributes, STATUS, type Stats, statusError } from './wire.js';
+import { attrs, data, handle, names, status, statvfsFields, type Answer, type Done, type Got } from './answers.js';
+import { ByteQueue, FXP, type FileEntry, type OpenFlags, OPEN_FLAGS, ProtocolError, Reader, Request, type SetAttributes, type Stats } from './wire.js';
 
-type Done = (err: Error | null) => void;
-type Got<T> = (err: Error | null, value?: T) => void;
-/** Reads one answer (its type and the fields after the request id) and calls the request's callback. */
-type Answer = (type: number, r: Reader) => void;
 
 /** Requests shorter than this wait for the end of the turn to go out with the others; longer ones go at once. */
 const COALESCE = 32 * 1024;
 /** The longest answer accepted: a READ's 256 KiB (OpenSSH's limit) and its header, with room to spare. */
 const MAX_PACKET = 1024 * 1024;
-
-/** The statvfs@openssh.com answer's fields, in order. */
-const STATVFS = ['f_bsize', 'f_frsize', 'f_blocks', 'f_bfree', 'f_bavail', 'f_files', 'f_ffree', 'f_favail', 'f_fsid', 'f_flag', 'f_namemax'] as const;
 
 export class SftpClient {
   /** Open handles the server allows (limits@openssh.com): Infinity when unlimited, undefined when it does not say. */
@@ -97,14 +91,7 @@ export class SftpClient {
 
   /** Calls back with the bytes read into `buf` at `off`; EOF is an error with code 1, as in ssh2. */
   read(h: Buffer, buf: Buffer, off: number, len: number, position: number, cb: Got<number>): void {
-    const answer: Answer = (type, r) => {
-      if (type !== FXP.DATA) return status(cb)(type, r);
-      const data = r.bytes();
-      if (data.length > len) throw new ProtocolError(`READ of ${len} bytes answered with ${data.length}`);
-      data.copy(buf, off);
-      cb(null, data.length);
-    };
-    this.request(new Request(FXP.READ, this.id()).string(h).uint64(position).uint32(len), answer, cb);
+    this.request(new Request(FXP.READ, this.id()).string(h).uint64(position).uint32(len), data(buf, off, len, cb), cb);
   }
 
   write(h: Buffer, buf: Buffer, off: number, len: number, position: number, cb: Done): void {
@@ -155,11 +142,7 @@ export class SftpClient {
 
   /** statvfs(2) of the filesystem holding `path` (statvfs@openssh.com: check offers() first). */
   statvfs(path: string, cb: Got<Record<string, number>>): void {
-    const answer: Answer = (type, r) => {
-      if (type !== FXP.EXTENDED_REPLY) return status(cb)(type, r);
-      cb(null, Object.fromEntries(STATVFS.map((field) => [field, r.uint64()])));
-    };
-    this.request(new Request(FXP.EXTENDED, this.id()).string('statvfs@openssh.com').string(path), answer, cb);
+    this.request(new Request(FXP.EXTENDED, this.id()).string('statvfs@openssh.com').string(path), statvfsFields(cb), cb);
   }
 
   /** The next names of an open directory; the end is an error with code 1, as in ssh2. */
@@ -175,12 +158,6 @@ export class SftpClient {
       cb(null, list[0].filename);
     };
     this.request(new Request(FXP.REALPATH, this.id()).string(path), names(named), cb);
-  }
-
-  /** Closes the channel: the server's sftp-server ends. */
-  end(): void {
-    this.flush();
-    this.channel.close();
   }
 
   private id(): number {
@@ -273,43 +250,8 @@ export class SftpClient {
   }
 }
 
-function status(cb: Done): Answer {
-  return (type, r) => {
-    if (type !== FXP.STATUS) throw new ProtocolError(`expected STATUS, got packet type ${type}`);
-    const code = r.uint32();
-    if (code === STATUS.OK) return cb(null);
-    const message = r.left >= 4 ? r.string() : '';
-    cb(statusError(code, message));
-  };
-}
-
-function handle(cb: Got<Buffer>): Answer {
-  return (type, r) => (type === FXP.HANDLE ? cb(null, Buffer.from(r.bytes())) : status(okIsError(cb))(type, r));
-}
-
-function attrs(cb: Got<Stats>): Answer {
-  return (type, r) => (type === FXP.ATTRS ? cb(null, r.attrs()) : status(okIsError(cb))(type, r));
-}
-
-function names(cb: Got<FileEntry[]>): Answer {
-  return (type, r) => {
-    if (type !== FXP.NAME) return status(okIsError(cb))(type, r);
-    const list: FileEntry[] = [];
-    for (let n = r.uint32(); n > 0; n--) list.push({ filename: r.string(), longname: r.string(), attrs: r.attrs() });
-    cb(null, list);
-  };
-}
-
-/** A STATUS OK where a value was due breaks the protocol (thrown: the session fails, this request first). */
-function okIsError<T>(cb: Got<T>): Done {
-  return (err) => {
-    if (!err) throw new ProtocolError('STATUS OK where a value was due');
-    cb(err);
-  };
-}
-
 /** What RemoteFs uses of a channel (tests pass stand-ins). */
 export type Sftp = Pick<
   SftpClient,
-  'maxOpenHandles' | 'offers' | 'open' | 'opendir' | 'close' | 'read' | 'write' | 'stat' | 'lstat' | 'fstat' | 'setstat' | 'fsetstat' | 'mkdir' | 'remove' | 'rename' | 'posixRename' | 'statvfs' | 'readdir' | 'realpath' | 'end'
+  'maxOpenHandles' | 'offers' | 'open' | 'opendir' | 'close' | 'read' | 'write' | 'stat' | 'lstat' | 'fstat' | 'setstat' | 'fsetstat' | 'mkdir' | 'remove' | 'rename' | 'posixRename' | 'statvfs' | 'readdir' | 'realpath'
 >;
