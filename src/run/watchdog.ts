@@ -2,7 +2,7 @@
 import { isSafeScpError } from '../errors.js';
 import type { ResolvedConfig } from '../config.js';
 import { type Session, type Tunnel } from '../ssh/connect.js';
-import { download } from '../transfer/download.js';
+import { DOWNLOAD_FILES_IN_FLIGHT, download } from '../transfer/download.js';
 import { TransferState } from '../transfer/progress.js';
 import { UPLOAD_DEFAULTS, upload } from '../transfer/upload.js';
 import type { Prepared } from './prepare.js';
@@ -36,7 +36,7 @@ export async function transferWithWatchdog(session: Session, tunnels: readonly T
             state.started({ bytesTotal: files.reduce((sum, i) => sum + i.size, 0), filesTotal: files.length });
             return upload(session.channels, sources, config.target, options, state, prepared.prefetch);
           })
-        : (state.started({}), download(session.channels, config.sources, config.target, { ...options, recursive: config.recursive }, state));
+        : (state.started({}), download(session.channels, config.sources, config.target, { ...options, filesInFlight: DOWNLOAD_FILES_IN_FLIGHT, recursive: config.recursive }, state));
     await Promise.race([work, session.lost, ...tunnels.map((t) => t.lost)]);
     ok = true;
   } catch (err: unknown) {

@@ -23,12 +23,20 @@ export interface DownloadOptions {
   readonly preserve: boolean;
   readonly chunkSize: number;
   readonly bytesInFlight: number;
+  /** Files in flight at once (DOWNLOAD_FILES_IN_FLIGHT). */
   readonly filesInFlight: number;
   /** --update: skip a file whose local copy has the remote size and mtime; files written get the remote times. */
   readonly update: boolean;
   /** SFTP channels wanted (--channels): files and a big file's ranges are spread over them. */
   readonly channels: number;
 }
+
+/**
+ * Files in flight when downloading: twice an upload's. A download's requests are small (open, two reads, close), so
+ * they do not pile up in sftp-server's input the way small files' writes do; a 2000-file tree at 50 ms came down
+ * in 0.94x the time with 512 as with 256, in 1.05x with 1024 as with 512 (8 alternating pairs each).
+ */
+export const DOWNLOAD_FILES_IN_FLIGHT = 512;
 
 interface RemoteItem {
   readonly type: 'file' | 'dir';
