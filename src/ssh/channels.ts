@@ -52,8 +52,11 @@ export class Channels {
     readonly first: RemoteFs,
     private readonly lost: Promise<never>,
     private readonly batch?: WriteBatch,
-    /** How long the first channel took from the request to its first SFTP answer: what another one costs. */
-    private readonly openMs = 0,
+    /**
+     * How long the first channel took from the request to the server's VERSION: what another one costs (a promise
+     * while the first requests go out with INIT; it is in before anything sent after INIT is answered).
+     */
+    private readonly openMs: number | Promise<number> = 0,
   ) {
     this.open = [first];
     first.roundTripMs = () => this.roundTripSoFar();
@@ -94,12 +97,18 @@ export class Channels {
     open?.();
   }
 
-  /** The first request on the first channel, sent before any of the transfer's: its answer takes a round trip. */
+  /** The first request on the first channel once the server answered INIT: its answer takes a round trip. */
   private sendProbe(): Promise<void> {
-    this.probeSentAt ??= Date.now();
-    // Any answer times the round trip (RemoteFs.fastestMs).
-    this.probe ??= this.first.realpath('.').then(
-      () => undefined,
+    // Sent once the server's VERSION is in: requests sent with INIT wait for sftp-server to start, which is no
+    // round trip. Any answer times the round trip (RemoteFs.fastestMs).
+    this.probe ??= this.first.ready.then(
+      () => {
+        this.probeSentAt = Date.now();
+        return this.first.realpath('.').then(
+          () => undefined,
+          () => undefined,
+        );
+      },
       () => undefined,
     );
     return this.probe;
@@ -134,7 +143,7 @@ export class Channels {
         return;
       }
       const alone = minRttMs > 0 && this.work ? oneChannelMs(this.work, rttMs) : Infinity;
-      let lastOpenMs = this.openMs;
+      let lastOpenMs = await this.openMs;
       const refusals: string[] = [];
       let asked = 0;
       for (let left = extra; left > 0 && refusals.length === 0 && !this.stopped; ) {
@@ -205,11 +214,14 @@ export class Channels {
   }
 }
 
-/** Asks for one more SFTP channel on `client` (`openSSH`: the server's version string says OpenSSH: SftpClient.open). */
-export function openSftp(client: Client, openSSH: boolean): Promise<SftpClient> {
+/**
+ * Asks for one more SFTP channel on `client` (`openSSH`: the server's version string says OpenSSH; `early`: hand it
+ * over before the server's VERSION: SftpClient.open).
+ */
+export function openSftp(client: Client, openSSH: boolean, early = false): Promise<SftpClient> {
   const opening = new Promise<SftpClient>((resolve, reject) => {
     try {
-      SftpClient.open(client, openSSH).then(resolve, reject);
+      SftpClient.open(client, openSSH, early).then(resolve, reject);
     } catch (err: unknown) {
       reject(err instanceof Error ? err : new Error(String(err)));
     }

@@ -178,8 +178,10 @@ async function establish(options: ConnectOptions, trace: ConnectTrace, wantSftp:
       }
       const asked = Date.now();
       const openSSH = /^SSH-2\.0-OpenSSH/.test(trace.serverVersion ?? '');
-      openSftp(client, openSSH).then((sftp) => {
-        const openMs = Date.now() - asked;
+      // Handed over before the server's VERSION on OpenSSH: the transfer's first requests go out with INIT.
+      openSftp(client, openSSH, true).then((sftp) => {
+        const openMs = sftp.ready.then(() => Date.now() - asked);
+        openMs.catch(() => undefined);
         settled = true;
         clearTimeout(timer);
         trace.phase = 'transfer';

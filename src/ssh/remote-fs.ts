@@ -22,14 +22,16 @@ export function sftpLength(serverVersion: string | undefined): number {
  * client a pending fastPut hung forever), so every call races `lost`.
  */
 export class RemoteFs {
-  /** Open handles the server allows (limits@openssh.com): Infinity when unlimited, undefined when it does not say. */
-  readonly maxOpenHandles: number | undefined;
   /** Requests sent and not yet answered (the stall watchdog looks only when some are). */
   pending = 0;
   /** When the server last answered a request. */
   lastActivity = Date.now();
-  /** The quickest answer so far, ms: no more than a round trip (Channels.roundTripSoFar). */
+  /**
+   * The quickest answer so far, ms: no more than a round trip (Channels.roundTripSoFar). Requests sent before the
+   * server's VERSION do not count: they also wait for sftp-server to start.
+   */
   fastestMs = Infinity;
+  private started = false;
 
   /** Rejecters of the requests not yet answered; all are called once when the connection is lost. */
   private readonly waiting = new Set<(err: unknown) => void>();
@@ -46,7 +48,10 @@ export class RemoteFs {
     /** The longest READ or WRITE sent as one request (sftpLength). */
     readonly maxLength: number = sftpLength(undefined),
   ) {
-    this.maxOpenHandles = sftp.maxOpenHandles;
+    sftp.ready.then(
+      () => (this.started = true),
+      () => undefined,
+    );
     // One subscription, not a Promise.race per request: a race against a promise that stays pending
     // leaves a reaction on it for every request, which piles up over thousands of writes.
     lost.catch((err: unknown) => {
@@ -56,11 +61,25 @@ export class RemoteFs {
     });
   }
 
+  /**
+   * Open handles the server allows (limits@openssh.com): Infinity when unlimited, undefined when it does not say
+   * (or has not yet: see ready).
+   */
+  get maxOpenHandles(): number | undefined {
+    return this.sftp.maxOpenHandles;
+  }
+
+  /** Resolves once the server's VERSION and limits are in (requests may be sent before: they queue behind INIT). */
+  get ready(): Promise<void> {
+    return this.sftp.ready;
+  }
+
   private call<T>(op: string, path: string, start: (cb: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> {
     if (this.lostError !== undefined) return Promise.reject(this.lostError);
     this.pending++;
     this.batch();
     const sent = Date.now();
+    const timed = this.started;
     return new Promise<T>((resolve, reject) => {
       let done = false;
       const finish = (): boolean => {
@@ -78,7 +97,7 @@ export class RemoteFs {
         start((err, value) => {
           if (!finish()) return;
           this.lastActivity = Date.now();
-          this.fastestMs = Math.min(this.fastestMs, this.lastActivity - sent);
+          if (timed) this.fastestMs = Math.min(this.fastestMs, this.lastActivity - sent);
           if (err) reject(classifySftpError(err, op, path));
           else resolve(value as T);
         });
@@ -204,6 +223,7 @@ export class RemoteFs {
 
   /** Free space on the filesystem holding `path` (statvfs@openssh.com); rejects when the server does not offer it. */
   async statvfs(path: string): Promise<RemoteSpace> {
+    await this.sftp.ready.catch(() => undefined);
     const info = await this.call<Record<string, number>>('statvfs', path, (cb) => {
       if (!this.sftp.offers('statvfs@openssh.com')) throw new Error('the server does not offer statvfs@openssh.com');
       this.sftp.statvfs(path, cb);
@@ -216,6 +236,7 @@ export class RemoteFs {
 
   /** Renames over an existing target: atomically where the server offers posix-rename@openssh.com. */
   async replace(from: string, to: string): Promise<void> {
+    await this.sftp.ready.catch(() => undefined);
     if (this.sftp.offers('posix-rename@openssh.com')) return this.call('rename', to, (cb) => this.sftp.posixRename(from, to, (err) => cb(err)));
     return this.replaceWithoutPosixRename(from, to);
   }

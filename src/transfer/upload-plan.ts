@@ -100,8 +100,11 @@ export async function planUpload(
   target: string,
   preserve: boolean,
   done: (remote: string) => boolean,
-  /** List the directories that existed (staged commit, --update): this many at once; 0 for no listing. */
-  list = 0,
+  /**
+   * List the directories that existed (staged commit, --update): this many at once; 0 for no listing. Asked once
+   * the target's stat is answered (the server's limits are in by then).
+   */
+  list: () => number = () => 0,
 ): Promise<UploadPlan> {
   const planned = destinations(rfs, sources, target);
   // Sent with the target's stat, on the guess that the target is a directory (it mostly is) and each source lands in
@@ -110,6 +113,7 @@ export async function planUpload(
   const guess = sources.map((s) => path.join(target === '' ? '.' : target, s.name));
   const early = sources.map((s, i) => sendMkdirs(rfs, dirsOf(s, guess[i] as string), preserve));
   const dests = await planned;
+  const listed = list();
   const created = new Set<string>();
   const listing = new Map<string, Map<string, RemoteStats>>();
   const jobs: Job[] = [];
@@ -121,13 +125,13 @@ export async function planUpload(
       if (done(remote)) continue;
       jobs.push(job(item, remote));
     }
-    const made = await makeDirs(rfs, dirsOf(source, dests[i] as string), preserve, list, dests[i] === guess[i] ? early[i] : undefined);
+    const made = await makeDirs(rfs, dirsOf(source, dests[i] as string), preserve, listed, dests[i] === guess[i] ? early[i] : undefined);
     for (const key of made.created) created.add(key);
     for (const [dir, entries] of made.listing) listing.set(dir, entries);
   }
   // The directories that hold files and were neither created nor listed above (a target that already existed).
-  if (list > 0) {
-    const more = await listDirs(rfs, [...new Set(jobs.filter((j) => !created.has(j.parent) && !listing.has(j.parent)).map((j) => j.parent))], list);
+  if (listed > 0) {
+    const more = await listDirs(rfs, [...new Set(jobs.filter((j) => !created.has(j.parent) && !listing.has(j.parent)).map((j) => j.parent))], listed);
     for (const [dir, entries] of more) listing.set(dir, entries);
   }
   return { jobs, created, dests, listing };

@@ -59,13 +59,18 @@ export async function upload(
 ): Promise<void> {
   const rfs = channels.first;
   await removeTemps(rfs, state);
+  // The plan's first requests go out now (on a new channel to OpenSSH, with INIT); the files in flight depend on the
+  // server's limits, in by the time anything is answered. One listing per directory that existed before this
+  // attempt (staged commit, --update), instead of a stat per file.
+  const list = (): number => (options.staged || options.update ? rfs.filesInFlight(options.filesInFlight) : 0);
+  const planning = planUpload(rfs, sources, target, options.preserve, (remote) => state.done.has(remote), list);
+  planning.catch(() => undefined);
+  await rfs.ready;
   const filesInFlight = rfs.filesInFlight(options.filesInFlight);
   // What the local side holds decides at once, unless --update may find most of it on the server already.
   const local = sources.flatMap((s) => s.items).filter((it) => it.type === 'file');
   if (!options.update) channels.wantFor(sum(local), local.length, filesInFlight);
-  // One listing per directory that existed before this attempt, instead of a stat per file.
-  const list = options.staged || options.update ? filesInFlight : 0;
-  const { jobs, created, dests, listing } = await planUpload(rfs, sources, target, options.preserve, (remote) => state.done.has(remote), list);
+  const { jobs, created, dests, listing } = await planning;
   const unchanged = options.update ? skipUnchanged(jobs, listing, state) : jobs;
   if (options.staged) await stage(rfs, unchanged, listing, filesInFlight, options, state);
   const chunk = Math.max(1024, Math.min(options.chunkSize, rfs.maxLength));

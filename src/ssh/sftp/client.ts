@@ -1,7 +1,8 @@
 // An SFTP client over a channel from ssh2's public client.subsys('sftp'). What it does that ssh2's own SFTP client
 // does not: the small requests of one turn of the event loop go out together, a few SSH packets instead of one
 // each (a 2000-file tree is ~10,000 requests; every packet costs the client, sshd and the pipe to sftp-server a
-// round of work), and on OpenSSH the limits@openssh.com request goes out with INIT instead of a round trip later.
+// round of work), and on OpenSSH the limits@openssh.com request, and the caller's first requests, go out with INIT
+// instead of a round trip later (OpenSSH's sftp-server handles a channel's requests in order, INIT first).
 import type { Client, ClientChannel } from 'ssh2';
 import { attrs, data, handle, names, status, statvfsFields, type Answer, type Done, type Got } from './answers.js';
 import { ByteQueue, FXP, type FileEntry, type OpenFlags, OPEN_FLAGS, ProtocolError, Reader, Request, type SetAttributes, type Stats } from './wire.js';
@@ -26,8 +27,18 @@ export class SftpClient {
   private failure: Error | undefined;
   /** Until the server's VERSION came (or the channel failed first). */
   private starting: { resolve: () => void; reject: (err: Error) => void } | undefined;
+  /**
+   * Resolves once the server's VERSION (its extensions: offers()) and the limits (maxOpenHandles) are in; rejects
+   * when the channel fails first. Requests sent before queue behind INIT.
+   */
+  readonly ready: Promise<void>;
 
-  private constructor(private readonly channel: ClientChannel) {
+  private constructor(
+    private readonly channel: ClientChannel,
+    pipelineLimits: boolean,
+  ) {
+    this.ready = this.start(pipelineLimits);
+    this.ready.catch(() => undefined);
     channel.on('data', (chunk: Buffer) => this.receive(chunk));
     channel.stderr.resume();
     const gone = (): void => this.fail(new Error('No response from server'));
@@ -37,15 +48,18 @@ export class SftpClient {
   }
 
   /**
-   * Starts SFTP on a new channel of `client`. `pipelineLimits`: the server is OpenSSH, which handles requests in
-   * order after INIT, so limits@openssh.com goes with INIT (elsewhere it waits for VERSION to announce it).
+   * Starts SFTP on a new channel of `client`. `openSSH`: the server is OpenSSH, which handles a channel's requests
+   * in order after INIT, so limits@openssh.com goes with INIT (elsewhere it waits for VERSION to announce it), and
+   * with `early` the client is handed over at once, before `ready`, for the caller's first requests to go with INIT
+   * too. Otherwise it is handed over once ready.
    */
-  static open(client: Client, pipelineLimits: boolean): Promise<SftpClient> {
+  static open(client: Client, openSSH: boolean, early = false): Promise<SftpClient> {
     return new Promise((resolve, reject) => {
       client.subsys('sftp', (err, channel) => {
         if (err) return reject(err);
-        const sftp = new SftpClient(channel);
-        sftp.start(pipelineLimits).then(() => resolve(sftp), reject);
+        const sftp = new SftpClient(channel, openSSH);
+        if (openSSH && early) resolve(sftp);
+        else sftp.ready.then(() => resolve(sftp), reject);
       });
     });
   }
@@ -54,8 +68,8 @@ export class SftpClient {
     const version = new Promise<void>((resolve, reject) => {
       this.starting = { resolve, reject };
     });
-    const init = Buffer.from([0, 0, 0, 5, FXP.INIT, 0, 0, 0, 3]);
-    this.channel.write(init);
+    // Written before the constructor listens on the channel: nothing can have come back yet.
+    this.channel.write(Buffer.from([0, 0, 0, 5, FXP.INIT, 0, 0, 0, 3]));
     const limits = pipelineLimits ? this.limits() : undefined;
     await version;
     await (limits ?? (this.extensions.has('limits@openssh.com') ? this.limits() : undefined));
@@ -253,5 +267,5 @@ export class SftpClient {
 /** What RemoteFs uses of a channel (tests pass stand-ins). */
 export type Sftp = Pick<
   SftpClient,
-  'maxOpenHandles' | 'offers' | 'open' | 'opendir' | 'close' | 'read' | 'write' | 'stat' | 'lstat' | 'fstat' | 'setstat' | 'fsetstat' | 'mkdir' | 'remove' | 'rename' | 'posixRename' | 'statvfs' | 'readdir' | 'realpath'
+  'ready' | 'maxOpenHandles' | 'offers' | 'open' | 'opendir' | 'close' | 'read' | 'write' | 'stat' | 'lstat' | 'fstat' | 'setstat' | 'fsetstat' | 'mkdir' | 'remove' | 'rename' | 'posixRename' | 'statvfs' | 'readdir' | 'realpath'
 >;

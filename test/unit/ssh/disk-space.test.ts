@@ -1,5 +1,5 @@
 // A write that fails with a bare FAILURE is explained by statvfs@openssh.com: RemoteFs.statvfs and explainWriteFailure.
-import type { Sftp } from '../../../src/ssh/sftp/client.js';
+import { asSftp } from '../helpers/channel-fakes.js';
 import { classifySftpError } from '../../../src/classify.js';
 import { SafeScpError } from '../../../src/errors.js';
 import { explainWriteFailure, type SpaceQuery } from '../../../src/ssh/disk-space.js';
@@ -23,7 +23,7 @@ function withStatvfs(answer: Record<string, number> | Error | 'unsupported'): { 
     fstat: (_h: Buffer, cb: Cb) => setImmediate(() => cb(null, { size: 0, mode: 0o100644 })),
     close: (_h: Buffer, cb: Cb) => setImmediate(() => cb(null)),
   };
-  return { rfs: new RemoteFs(sftp as unknown as Sftp, never), asked };
+  return { rfs: new RemoteFs(asSftp(sftp), never), asked };
 }
 
 const STATS = { f_bsize: 4096, f_frsize: 4096, f_blocks: 5120, f_bfree: 0, f_bavail: 0, f_files: 100, f_ffree: 90, f_favail: 90 };

@@ -1,10 +1,10 @@
 // RemoteFs: the limits it takes from the server, and the one-promise small-file put.
-import type { Sftp } from '../../../src/ssh/sftp/client.js';
+import { asSftp } from '../helpers/channel-fakes.js';
 import { RemoteFs, sftpLength } from '../../../src/ssh/remote-fs.js';
 import { smallWritesInFlight } from '../../../src/ssh/small-put.js';
 
 const never = new Promise<never>(() => undefined);
-const fsWith = (limits: Record<string, unknown>): RemoteFs => new RemoteFs(limits as unknown as Sftp, never);
+const fsWith = (limits: Record<string, unknown>): RemoteFs => new RemoteFs(asSftp(limits), never);
 
 describe('RemoteFs.filesInFlight', () => {
   test('half of a stated handle limit, at most what is wanted, at least 1', () => {
@@ -25,7 +25,7 @@ test('the longest READ or WRITE sent whole: 254 KiB to OpenSSH and dropbear, 319
   expect(sftpLength('SSH-2.0-dropbear_2022.83')).toBe(260096);
   expect(sftpLength('SSH-2.0-ssh2js1.17.0')).toBe(31952);
   expect(sftpLength(undefined)).toBe(31952);
-  expect(new RemoteFs({} as unknown as Sftp, never).maxLength).toBe(31952);
+  expect(new RemoteFs(asSftp({}), never).maxLength).toBe(31952);
 });
 
 describe('RemoteFs.putSmall', () => {
@@ -45,7 +45,7 @@ describe('RemoteFs.putSmall', () => {
       fstat: (_h: Buffer, cb: Cb) => answer('fstat', cb, { size: 5, mode: 0o100644 }),
       close: (_h: Buffer, cb: Cb) => answer('close', cb),
     };
-    return { sent, rfs: new RemoteFs(sftp as unknown as Sftp, never) };
+    return { sent, rfs: new RemoteFs(asSftp(sftp), never) };
   };
   const sftpError = (code: number, message: string): Error => Object.assign(new Error(message), { code });
 
@@ -66,7 +66,7 @@ describe('RemoteFs.putSmall', () => {
         fstat: (_h: Buffer, cb: Cb) => setImmediate(() => cb(null, { size: 64 * 1024 })),
         close: (_h: Buffer, cb: Cb) => setImmediate(() => cb(null)),
       };
-      const rfs = new RemoteFs(sftp as unknown as Sftp, never);
+      const rfs = new RemoteFs(asSftp(sftp), never);
       rfs.roundTripMs = () => rttMs;
       const puts = Array.from({ length: 40 }, (_, i) => rfs.putSmall(`/d/.f${i}`, Buffer.alloc(64 * 1024), 0o644, undefined));
       await expect(Promise.all(puts)).resolves.toHaveLength(40);
@@ -107,7 +107,7 @@ describe('RemoteFs.putSmall', () => {
   test('a lost connection rejects a put whose answers never come', async () => {
     let lose: (err: unknown) => void = () => undefined;
     const lost = new Promise<never>((_, reject) => (lose = reject));
-    const silent = { open: () => undefined } as unknown as Sftp;
+    const silent = asSftp({ open: () => undefined });
     const rfs = new RemoteFs(silent, lost);
     const put = rfs.putSmall('/d/.f.part', Buffer.from('x'), 0o644, undefined);
     lose(new Error('connection lost'));
@@ -140,7 +140,7 @@ describe('RemoteFs.readdir', () => {
         setImmediate(() => cb(null));
       },
     };
-    return { sent, rfs: new RemoteFs(sftp as unknown as Sftp, never) };
+    return { sent, rfs: new RemoteFs(asSftp(sftp), never) };
   };
 
   test('a directory that fits in one answer: one round of two reads, then the close', async () => {
@@ -168,7 +168,7 @@ describe('RemoteFs.readdir', () => {
         setImmediate(() => cb(null));
       },
     };
-    await expect(new RemoteFs(sftp as unknown as Sftp, never).readdir('/srv')).rejects.toMatchObject({ code: 'remote-permission-denied' });
+    await expect(new RemoteFs(asSftp(sftp), never).readdir('/srv')).rejects.toMatchObject({ code: 'remote-permission-denied' });
     expect(sent).toEqual(['close']);
   });
 });

@@ -90,6 +90,27 @@ describe('SftpClient', () => {
     expect(silent.channel.requests().map((s) => s.type)).toEqual([FXP.INIT]);
   });
 
+  test('handed over early (OpenSSH), its first requests go out right behind INIT, and ready waits for VERSION and the limits', async () => {
+    const channel = new FakeChannel();
+    const client = { subsys: (_n: string, cb: (err: Error | undefined, ch: FakeChannel) => void) => setImmediate(() => cb(undefined, channel)) } as unknown as Client;
+    const sftp = await SftpClient.open(client, true, true);
+    let ready = false;
+    void sftp.ready.then(() => (ready = true));
+    const stat = new Promise<Stats | undefined>((resolve) => sftp.stat('/srv', (_err, st) => resolve(st)));
+    await tick();
+    const sent = channel.requests();
+    expect(sent.map((s) => s.type)).toEqual([FXP.INIT, FXP.EXTENDED, FXP.STAT]);
+    expect(sftp.offers('posix-rename@openssh.com')).toBe(false);
+    channel.answer([
+      reply(FXP.VERSION, undefined, (q) => q.string('posix-rename@openssh.com').string('1')),
+      reply(FXP.EXTENDED_REPLY, sent[1]?.id ?? 0, (q) => q.uint64(1).uint64(1).uint64(1).uint64(64)),
+      reply(FXP.ATTRS, sent[2]?.id ?? 0, (q) => q.uint32(0x4).uint32(0o040755)),
+    ]);
+    await expect(stat).resolves.toMatchObject({ mode: 0o040755 });
+    await tick();
+    expect([ready, sftp.maxOpenHandles, sftp.offers('posix-rename@openssh.com')]).toEqual([true, 64, true]);
+  });
+
   test("a turn's small requests go out in one write; a big WRITE goes at once, after them", async () => {
     const { sftp, channel } = await started('openssh');
     const before = channel.writes.length;

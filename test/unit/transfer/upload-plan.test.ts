@@ -72,7 +72,7 @@ function server(existing: string[], reorder = false, files: string[] = []) {
 
 test('a new tree: every mkdir in one burst, with the stat of the target, all created, nothing listed', async () => {
   const { dirs, turns, rfs } = server([]);
-  const plan = await planUpload(rfs, [site], '/srv', false, () => false, 16);
+  const plan = await planUpload(rfs, [site], '/srv', false, () => false, () => 16);
   expect(turns[0]).toEqual(['stat /', 'stat /srv', 'mkdir /srv/site', 'mkdir /srv/site/a', 'mkdir /srv/site/a/b', 'mkdir /srv/site/c']);
   expect(turns).toHaveLength(1);
   expect([...dirs]).toEqual(expect.arrayContaining(['/srv/site/a/b', '/srv/site/c']));
@@ -83,7 +83,7 @@ test('a new tree: every mkdir in one burst, with the stat of the target, all cre
 
 test('a tree that is there already: the failed mkdirs are listed in one burst, which proves them directories', async () => {
   const { turns, rfs } = server(['/srv/site', '/srv/site/a', '/srv/site/a/b', '/srv/site/c']);
-  const plan = await planUpload(rfs, [site], '/srv', false, () => false, 16);
+  const plan = await planUpload(rfs, [site], '/srv', false, () => false, () => 16);
   expect(plan.created.size).toBe(0);
   expect(turns[1]).toEqual(['readdir /srv/site', 'readdir /srv/site/a', 'readdir /srv/site/a/b', 'readdir /srv/site/c']);
   expect(turns).toHaveLength(2);
@@ -92,7 +92,7 @@ test('a tree that is there already: the failed mkdirs are listed in one burst, w
 
 test('a server that reorders the burst: the children it refused are made level by level, and all count as created', async () => {
   const { dirs, rfs } = server([], true);
-  const plan = await planUpload(rfs, [site], '/srv', false, () => false, 16);
+  const plan = await planUpload(rfs, [site], '/srv', false, () => false, () => 16);
   for (const d of ['/srv/site', '/srv/site/a', '/srv/site/a/b', '/srv/site/c']) expect(dirs.has(d)).toBe(true);
   expect([...plan.created].sort()).toEqual(['/srv/site', '/srv/site/a', '/srv/site/a/b', '/srv/site/c']);
 });
@@ -100,12 +100,12 @@ test('a server that reorders the burst: the children it refused are made level b
 test('a parent that cannot be made: the failure names it', async () => {
   const { rfs } = server([]);
   const refusing = { ...rfs, mkdir: (p: string) => (p === '/srv/site/a' ? Promise.reject(new SafeScpError('remote-permission-denied', `mkdir ${p}: Permission denied`, { phase: 'transfer', remotePath: p })) : rfs.mkdir(p)) } as unknown as RemoteFs;
-  await expect(planUpload(refusing, [site], '/srv', false, () => false, 16)).rejects.toMatchObject({ code: 'remote-permission-denied', remotePath: '/srv/site/a' });
+  await expect(planUpload(refusing, [site], '/srv', false, () => false, () => 16)).rejects.toMatchObject({ code: 'remote-permission-denied', remotePath: '/srv/site/a' });
 });
 
 test('a file where a directory goes: the failure says so and names both', async () => {
   const { rfs } = server(['/srv/site'], false, ['/srv/site/c']);
-  await expect(planUpload(rfs, [site], '/srv', false, () => false, 16)).rejects.toMatchObject({
+  await expect(planUpload(rfs, [site], '/srv', false, () => false, () => 16)).rejects.toMatchObject({
     code: 'remote-failure',
     remotePath: '/srv/site/c',
     message: 'remote /srv/site/c exists and is not a directory; cannot copy the directory /src/site/c there',
@@ -114,7 +114,7 @@ test('a file where a directory goes: the failure says so and names both', async 
 
 test('a target that does not exist: the mkdirs sent on the guess that it is a directory make nothing, and the tree becomes the target', async () => {
   const { dirs, turns, rfs } = server([]);
-  const plan = await planUpload(rfs, [site], '/srv/new', false, () => false, 16);
+  const plan = await planUpload(rfs, [site], '/srv/new', false, () => false, () => 16);
   expect(turns[0]).toEqual(['stat /srv', 'stat /srv/new', 'mkdir /srv/new/site', 'mkdir /srv/new/site/a', 'mkdir /srv/new/site/a/b', 'mkdir /srv/new/site/c']);
   expect([...dirs].filter((d) => d.startsWith('/srv/new')).sort()).toEqual(['/srv/new', '/srv/new/a', '/srv/new/a/b', '/srv/new/c']);
   expect([...plan.created].sort()).toEqual(['/srv/new', '/srv/new/a', '/srv/new/a/b', '/srv/new/c']);
