@@ -143,7 +143,8 @@ export class Channels {
         return;
       }
       const alone = minRttMs > 0 && this.work ? oneChannelMs(this.work, rttMs) : Infinity;
-      let lastOpenMs = await this.openMs;
+      // A first channel that failed to start fails the transfer; here it only means no timing.
+      let lastOpenMs = await Promise.resolve(this.openMs).catch(() => 0);
       const refusals: string[] = [];
       let asked = 0;
       for (let left = extra; left > 0 && refusals.length === 0 && !this.stopped; ) {

@@ -10,6 +10,8 @@ import { ByteQueue, FXP, type FileEntry, type OpenFlags, OPEN_FLAGS, ProtocolErr
 
 /** Requests shorter than this wait for the end of the turn to go out with the others; longer ones go at once. */
 const COALESCE = 32 * 1024;
+/** An SSH packet's worth of channel data (OpenSSH's and ssh2's maximum packet size): a long WRITE's first piece. */
+const PACKET = 32 * 1024;
 /** The longest answer accepted: a READ's 256 KiB (OpenSSH's limit) and its header, with room to spare. */
 const MAX_PACKET = 1024 * 1024;
 
@@ -108,8 +110,16 @@ export class SftpClient {
     this.request(new Request(FXP.READ, this.id()).string(h).uint64(position).uint32(len), data(buf, off, len, cb), cb);
   }
 
+  /**
+   * A WRITE of `len` bytes of `buf`. A long one is sent as its header with the first SSH packet's worth of data,
+   * then the rest of the data as it is, not copied (ssh2 cuts it into packets all the same): `buf` must stay as it
+   * is until the WRITE is answered (or the channel failed).
+   */
   write(h: Buffer, buf: Buffer, off: number, len: number, position: number, cb: Done): void {
-    this.request(new Request(FXP.WRITE, this.id()).string(h).uint64(position).string(buf, off, off + len), status(cb), cb);
+    const req = new Request(FXP.WRITE, this.id()).string(h).uint64(position).uint32(len);
+    const head = Math.min(len, Math.max(0, PACKET - req.size));
+    req.raw(buf.subarray(off, off + head));
+    this.request(req, status(cb), cb, head < len ? buf.subarray(off + head, off + len) : undefined);
   }
 
   stat(path: string, cb: Got<Stats>): void {
@@ -180,17 +190,19 @@ export class SftpClient {
   }
 
   /** Sends a request and keeps its answer's reader; once the channel has failed, calls `onError` instead. */
-  private request(req: Request, answer: Answer, onError: (err: Error) => void): void {
+  /** Sends a request (and `trailing`, the rest of its bytes, uncopied) and keeps its answer's reader. */
+  private request(req: Request, answer: Answer, onError: (err: Error) => void, trailing?: Buffer): void {
     const failure = this.failure;
     if (failure) {
       queueMicrotask(() => onError(failure));
       return;
     }
-    const packet = req.done();
+    const packet = req.done(trailing?.length ?? 0);
     this.answers.set(packet.readUInt32BE(5), { answer, onError });
-    if (packet.length >= COALESCE) {
+    if (trailing || packet.length >= COALESCE) {
       this.flush();
       this.channel.write(packet);
+      if (trailing) this.channel.write(trailing);
       return;
     }
     this.outgoing.push(packet);

@@ -90,6 +90,11 @@ export class Request {
     this.push(head);
   }
 
+  /** Bytes so far. */
+  get size(): number {
+    return this.length;
+  }
+
   private push(b: Buffer): this {
     this.parts.push(b);
     this.length += b.length;
@@ -108,8 +113,8 @@ export class Request {
     return this.push(b);
   }
 
-  string(s: string | Buffer, start = 0, end = typeof s === 'string' ? Buffer.byteLength(s) : s.length): this {
-    const bytes = typeof s === 'string' ? Buffer.from(s, 'utf8') : s.subarray(start, end);
+  string(s: string | Buffer): this {
+    const bytes = typeof s === 'string' ? Buffer.from(s, 'utf8') : s;
     return this.uint32(bytes.length).push(bytes);
   }
 
@@ -121,10 +126,18 @@ export class Request {
     return this;
   }
 
-  /** The whole packet, its data copied (the caller may reuse its buffers once this returns). */
-  done(): Buffer {
+  /** Bytes added directly, without a length before them (the start of a WRITE's data: see SftpClient.write). */
+  raw(bytes: Buffer): this {
+    return this.push(bytes);
+  }
+
+  /**
+   * The packet so far, its data copied (the caller may reuse its buffers once this returns); its length field also
+   * counts `trailing` bytes that the caller sends right after it.
+   */
+  done(trailing = 0): Buffer {
     const packet = Buffer.concat(this.parts, this.length);
-    packet.writeUInt32BE(this.length - 4, 0);
+    packet.writeUInt32BE(this.length - 4 + trailing, 0);
     return packet;
   }
 }

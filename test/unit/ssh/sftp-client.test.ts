@@ -15,10 +15,13 @@ interface Sent {
 /** A channel whose writes a test reads back as requests, and which the test answers with `answer`. */
 class FakeChannel extends EventEmitter {
   readonly writes: Buffer[] = [];
+  /** The buffers as written (not copied). */
+  readonly given: Buffer[] = [];
   readonly stderr = { resume: (): void => undefined };
   closed = false;
   write(data: Buffer): boolean {
     this.writes.push(Buffer.from(data));
+    this.given.push(data);
     return true;
   }
   close(): void {
@@ -111,7 +114,7 @@ describe('SftpClient', () => {
     expect([ready, sftp.maxOpenHandles, sftp.offers('posix-rename@openssh.com')]).toEqual([true, 64, true]);
   });
 
-  test("a turn's small requests go out in one write; a big WRITE goes at once, after them", async () => {
+  test("a turn's small requests go out in one write; a big WRITE goes at once, after them, its data past the first packet not copied", async () => {
     const { sftp, channel } = await started('openssh');
     const before = channel.writes.length;
     const h = Buffer.from('h1');
@@ -122,8 +125,14 @@ describe('SftpClient', () => {
     await tick();
     expect(channel.writes.length).toBe(before + 1);
     sftp.mkdir('/d', { mode: 0o755 }, () => undefined);
-    sftp.write(h, Buffer.alloc(64 * 1024, 7), 0, 64 * 1024, 0, () => undefined);
-    expect(channel.writes.length).toBe(before + 3);
+    const data = Buffer.alloc(64 * 1024, 7);
+    sftp.write(h, data, 0, 64 * 1024, 0, () => undefined);
+    // The mkdir, then the WRITE's header with the first packet's worth of data, then the rest of the data itself.
+    expect(channel.writes.length).toBe(before + 4);
+    expect(channel.writes[before + 2]?.length).toBe(32 * 1024);
+    // Header: length, type, id, handle (4 + 2), offset, data length: 27 bytes.
+    expect(channel.given[before + 3]?.buffer).toBe(data.buffer);
+    expect(channel.given[before + 3]?.length).toBe(64 * 1024 - (32 * 1024 - 27));
     const sent = channel.requests().slice(-5);
     expect(sent.map((s) => s.type)).toEqual([FXP.OPEN, FXP.FSTAT, FXP.CLOSE, FXP.MKDIR, FXP.WRITE]);
     const open = sent[0]?.r;
