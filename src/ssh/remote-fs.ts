@@ -162,7 +162,8 @@ export class RemoteFs {
     };
     return this.call<RemoteStats>('open', path, (done) =>
       this.sftp.open(path, flags, { mode }, (err, handle) => {
-        if (err || !handle) return done(err);
+        if (err) return done(err);
+        if (!handle) return done(new Error('OPEN answered without a handle'));
         answered();
         onOpened?.();
         sendSmall(this.sftp, handle, { path, data, attrs }, { room: this.room, batch: this.batch, answered }, done);

@@ -189,8 +189,10 @@ export class SftpClient {
     return this.nextId;
   }
 
-  /** Sends a request and keeps its answer's reader; once the channel has failed, calls `onError` instead. */
-  /** Sends a request (and `trailing`, the rest of its bytes, uncopied) and keeps its answer's reader. */
+  /**
+   * Sends a request (and `trailing`, the rest of its bytes, uncopied) and keeps its answer's reader; once the
+   * channel has failed, calls `onError` instead.
+   */
   private request(req: Request, answer: Answer, onError: (err: Error) => void, trailing?: Buffer): void {
     const failure = this.failure;
     if (failure) {
