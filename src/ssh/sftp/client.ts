@@ -22,8 +22,9 @@ export class SftpClient {
   /** The requests waiting for their answer: how to read it, and what to call if none comes. */
   private readonly answers = new Map<number, { answer: Answer; onError: (err: Error) => void }>();
   private readonly incoming = new ByteQueue();
-  private outgoing: Buffer[] = [];
-  private outgoingBytes = 0;
+  /** Small requests of this turn, written together by flush(). */
+  private gathered: Buffer[] = [];
+  private gatheredBytes = 0;
   private flushing = false;
   private nextId = 0;
   private failure: Error | undefined;
@@ -207,9 +208,9 @@ export class SftpClient {
       if (trailing) this.channel.write(trailing);
       return;
     }
-    this.outgoing.push(packet);
-    this.outgoingBytes += packet.length;
-    if (this.outgoingBytes >= COALESCE) this.flush();
+    this.gathered.push(packet);
+    this.gatheredBytes += packet.length;
+    if (this.gatheredBytes >= COALESCE) this.flush();
     else if (!this.flushing) {
       this.flushing = true;
       setImmediate(() => this.flush());
@@ -219,10 +220,10 @@ export class SftpClient {
   /** Writes the requests gathered so far in one piece. */
   private flush(): void {
     this.flushing = false;
-    if (this.outgoing.length === 0 || this.failure) return;
-    const data = this.outgoing.length === 1 ? (this.outgoing[0] as Buffer) : Buffer.concat(this.outgoing, this.outgoingBytes);
-    this.outgoing = [];
-    this.outgoingBytes = 0;
+    if (this.gathered.length === 0 || this.failure) return;
+    const data = this.gathered.length === 1 ? (this.gathered[0] as Buffer) : Buffer.concat(this.gathered, this.gatheredBytes);
+    this.gathered = [];
+    this.gatheredBytes = 0;
     this.channel.write(data);
   }
 
