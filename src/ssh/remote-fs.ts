@@ -8,6 +8,7 @@ import type { WriteBatch } from './write-batch.js';
 
 export type RemoteStats = Stats;
 export type { RemoteEntry, SetAttributes };
+export { isDirMode, isFileMode } from './sftp/wire.js';
 
 /**
  * The longest READ or WRITE sent as one request to a server with this version string: OpenSSH's and dropbear's

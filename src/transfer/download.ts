@@ -7,16 +7,13 @@ import { classifyLocalError } from '../classify.js';
 import { SafeScpError, usageError } from '../errors.js';
 import type { Channels } from '../ssh/channels.js';
 import { spread } from './spread.js';
-import type { RemoteEntry, RemoteFs, RemoteStats } from '../ssh/remote-fs.js';
+import { isDirMode, isFileMode, type RemoteEntry, type RemoteFs, type RemoteStats } from '../ssh/remote-fs.js';
 import { pool, tempName, type TransferState } from './progress.js';
 import { spreads } from './ranges.js';
 import { SMALL_FILE } from './prefetch.js';
 import { lstatOrUndefined, writeBig, writeSmall } from './local-write.js';
 import { readIntoMemory, readSpan, readSpread } from './read-pipeline.js';
 
-const S_IFMT = 0o170000;
-const S_IFDIR = 0o040000;
-const S_IFREG = 0o100000;
 
 export interface DownloadOptions {
   readonly recursive: boolean;
@@ -62,9 +59,8 @@ async function walkRemote(rfs: RemoteFs, source: string, recursive: boolean, lim
   const top = recursive ? rfs.readdir(source) : undefined;
   top?.catch(() => undefined);
   const st = await rfs.stat(source);
-  const kind = st.mode & S_IFMT;
-  if (kind === S_IFREG) return [{ type: 'file', remote: source, segments: [], attrs: st }];
-  if (kind !== S_IFDIR) throw new SafeScpError('remote-failure', `remote ${source}: not a regular file or directory`, { phase: 'transfer', remotePath: source });
+  if (isFileMode(st.mode)) return [{ type: 'file', remote: source, segments: [], attrs: st }];
+  if (!isDirMode(st.mode)) throw new SafeScpError('remote-failure', `remote ${source}: not a regular file or directory`, { phase: 'transfer', remotePath: source });
   if (!recursive) throw usageError(`remote ${source}: is a directory (use -r to copy directories)`);
   const items: RemoteItem[] = [{ type: 'dir', remote: source, segments: [], attrs: st }];
   // Level by level, every directory of a level listed at once (a round trip or two per level, not per directory).
@@ -94,13 +90,13 @@ function childOf(dir: RemoteItem, entry: RemoteEntry, state: TransferState): Rem
   if (!safeSegment(entry.name)) {
     throw unsafeName(`refusing unsafe file name from the server in ${dir.remote}: ${JSON.stringify(entry.name)}; nothing was written outside the target`, dir.remote);
   }
-  const kind = entry.attrs.mode & S_IFMT;
   const remote = posix.join(dir.remote, entry.name);
-  if (kind !== S_IFDIR && kind !== S_IFREG) {
+  const isDir = isDirMode(entry.attrs.mode);
+  if (!isDir && !isFileMode(entry.attrs.mode)) {
     state.emit({ kind: 'debug', message: `skipping remote ${remote}: not a regular file or directory` });
     return undefined;
   }
-  return { type: kind === S_IFDIR ? 'dir' : 'file', remote, segments: [...dir.segments, entry.name], attrs: entry.attrs };
+  return { type: isDir ? 'dir' : 'file', remote, segments: [...dir.segments, entry.name], attrs: entry.attrs };
 }
 
 /** Creates a directory, refusing to go through an existing symlink (which could lead outside the target). */

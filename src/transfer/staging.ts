@@ -1,12 +1,10 @@
 // Staged commit of a tree: every file is written and verified under a temporary name first, then all are renamed
 // into place in one pipelined burst, so a run that fails before the burst leaves every final name as it was.
 import { createHash } from 'node:crypto';
-import type { RemoteFs, RemoteStats } from '../ssh/remote-fs.js';
+import { isFileMode, type RemoteFs, type RemoteStats } from '../ssh/remote-fs.js';
 import type { LocalItem } from './local-tree.js';
 import { pool, type StagedFile, type TransferState } from './progress.js';
 
-const S_IFMT = 0o170000;
-const S_IFREG = 0o100000;
 const STAGED_SUFFIX = '.staged';
 
 /** A remote directory's entries by name; absent for a directory that could not be listed. */
@@ -42,7 +40,7 @@ export function lookUp(listing: Listing, parent: string, remote: string): Remote
 /** Whether a complete staged copy of `item` is already on the server (an earlier attempt or run verified it). */
 export function alreadyStaged(listing: Listing, parent: string, staged: string, item: LocalItem): boolean {
   const st = lookUp(listing, parent, staged);
-  return st !== 'unknown' && st !== undefined && (st.mode & S_IFMT) === S_IFREG && st.size === item.size;
+  return st !== 'unknown' && st !== undefined && isFileMode(st.mode) && st.size === item.size;
 }
 
 /**

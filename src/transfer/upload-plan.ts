@@ -3,15 +3,12 @@
 import path from 'node:path/posix';
 import { SafeScpError } from '../errors.js';
 import { explainWriteFailure } from '../ssh/disk-space.js';
-import type { RemoteFs, RemoteStats } from '../ssh/remote-fs.js';
+import { isDirMode, isFileMode, type RemoteFs, type RemoteStats } from '../ssh/remote-fs.js';
 import type { LocalItem, LocalSource } from './local-tree.js';
 import { pool, tempName } from './progress.js';
 
-const S_IFMT = 0o170000;
-const S_IFDIR = 0o040000;
-const S_IFREG = 0o100000;
-export const isDir = (st: RemoteStats | undefined): boolean => st !== undefined && (st.mode & S_IFMT) === S_IFDIR;
-export const isFile = (st: RemoteStats): boolean => (st.mode & S_IFMT) === S_IFREG;
+export const isDir = (st: RemoteStats | undefined): boolean => st !== undefined && isDirMode(st.mode);
+export const isFile = (st: RemoteStats): boolean => isFileMode(st.mode);
 
 export interface Job {
   readonly item: LocalItem;

@@ -50,6 +50,9 @@ export interface SetAttributes {
 
 const ATTR = { SIZE: 0x1, UIDGID: 0x2, PERMISSIONS: 0x4, ACMODTIME: 0x8, EXTENDED: 0x80000000 } as const;
 const S_IFMT = 0o170000;
+/** The file type in a mode: a directory, a regular file (the only kinds a copy follows). */
+export const isDirMode = (mode: number): boolean => (mode & S_IFMT) === 0o040000;
+export const isFileMode = (mode: number): boolean => (mode & S_IFMT) === 0o100000;
 
 /** A file's attributes as the server sent them (absent fields are 0); the type tests read the mode. */
 export class Stats {
@@ -62,10 +65,10 @@ export class Stats {
     readonly mtime = 0,
   ) {}
   isDirectory(): boolean {
-    return (this.mode & S_IFMT) === 0o040000;
+    return isDirMode(this.mode);
   }
   isFile(): boolean {
-    return (this.mode & S_IFMT) === 0o100000;
+    return isFileMode(this.mode);
   }
   isSymbolicLink(): boolean {
     return (this.mode & S_IFMT) === 0o120000;
