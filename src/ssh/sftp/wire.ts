@@ -29,7 +29,7 @@ export const FXP = {
 } as const;
 
 /** Status codes; EOF (1) ends a READ or READDIR. */
-export const STATUS = { OK: 0, EOF: 1, NO_SUCH_FILE: 2, PERMISSION_DENIED: 3, FAILURE: 4, BAD_MESSAGE: 5, OP_UNSUPPORTED: 8 } as const;
+export const STATUS = { OK: 0, EOF: 1 } as const;
 const STATUS_TEXT = ['No error', 'End of file', 'No such file or directory', 'Permission denied', 'Failure', 'Bad message', 'No connection', 'Connection lost', 'Operation unsupported'];
 
 /** An SFTP status other than OK, as ssh2 reported it (classify.ts reads `code`). */
@@ -69,9 +69,6 @@ export class Stats {
   }
   isFile(): boolean {
     return isFileMode(this.mode);
-  }
-  isSymbolicLink(): boolean {
-    return (this.mode & S_IFMT) === 0o120000;
   }
 }
 
