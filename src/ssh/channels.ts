@@ -120,7 +120,8 @@ export class Channels {
    * as the probe has been waiting (0 before it).
    */
   private roundTripSoFar(): number {
-    const fastest = Math.min(...this.open.map((rfs) => rfs.fastestMs));
+    let fastest = Infinity;
+    for (const rfs of this.open) fastest = Math.min(fastest, rfs.fastestMs);
     return fastest < Infinity ? fastest : this.probeSentAt === undefined ? 0 : Date.now() - this.probeSentAt;
   }
 

@@ -5,7 +5,7 @@
 // instead of a round trip later (OpenSSH's sftp-server handles a channel's requests in order, INIT first).
 import type { Client, ClientChannel } from 'ssh2';
 import { attrs, data, handle, names, status, statvfsFields, type Answer, type Done, type Got } from './answers.js';
-import { ByteQueue, FXP, type FileEntry, type OpenFlags, OPEN_FLAGS, ProtocolError, Reader, Request, type SetAttributes, type Stats } from './wire.js';
+import { ByteQueue, FXP, type FileEntry, type OpenFlags, OPEN_FLAGS, ProtocolError, Reader, Requests, type SetAttributes, type Stats } from './wire.js';
 
 
 /** Requests shorter than this wait for the end of the turn to go out with the others; longer ones go at once. */
@@ -22,9 +22,8 @@ export class SftpClient {
   /** The requests waiting for their answer: how to read it, and what to call if none comes. */
   private readonly answers = new Map<number, { answer: Answer; onError: (err: Error) => void }>();
   private readonly incoming = new ByteQueue();
-  /** Small requests of this turn, written together by flush(). */
-  private gathered: Buffer[] = [];
-  private gatheredBytes = 0;
+  /** The requests of this turn, written together by flush(). */
+  private readonly out = new Requests();
   private flushing = false;
   private nextId = 0;
   private failure: Error | undefined;
@@ -81,7 +80,7 @@ export class SftpClient {
   /** Asks for limits@openssh.com; an answer other than the limits (OP_UNSUPPORTED) leaves them unknown. */
   private limits(): Promise<void> {
     return new Promise((resolve) => {
-      this.request(new Request(FXP.EXTENDED, this.id()).string('limits@openssh.com'), (type, r) => {
+      this.request(this.begin(FXP.EXTENDED).string('limits@openssh.com'), (type, r) => {
         if (type === FXP.EXTENDED_REPLY) {
           r.uint64();
           r.uint64();
@@ -95,20 +94,20 @@ export class SftpClient {
   }
 
   open(path: string, flags: OpenFlags, attrs: SetAttributes, cb: Got<Buffer>): void {
-    this.request(new Request(FXP.OPEN, this.id()).string(path).uint32(OPEN_FLAGS[flags]).attrs(attrs), handle(cb), cb);
+    this.request(this.begin(FXP.OPEN).string(path).uint32(OPEN_FLAGS[flags]).attrs(attrs), handle(cb), cb);
   }
 
   opendir(path: string, cb: Got<Buffer>): void {
-    this.request(new Request(FXP.OPENDIR, this.id()).string(path), handle(cb), cb);
+    this.request(this.begin(FXP.OPENDIR).string(path), handle(cb), cb);
   }
 
   close(h: Buffer, cb: Done): void {
-    this.request(new Request(FXP.CLOSE, this.id()).string(h), status(cb), cb);
+    this.request(this.begin(FXP.CLOSE).string(h), status(cb), cb);
   }
 
   /** Calls back with the bytes read into `buf` at `off`; EOF is an error with code 1, as in ssh2. */
   read(h: Buffer, buf: Buffer, off: number, len: number, position: number, cb: Got<number>): void {
-    this.request(new Request(FXP.READ, this.id()).string(h).uint64(position).uint32(len), data(buf, off, len, cb), cb);
+    this.request(this.begin(FXP.READ).string(h).uint64(position).uint32(len), data(buf, off, len, cb), cb);
   }
 
   /**
@@ -117,42 +116,41 @@ export class SftpClient {
    * is until the WRITE is answered (or the channel failed).
    */
   write(h: Buffer, buf: Buffer, off: number, len: number, position: number, cb: Done): void {
-    const req = new Request(FXP.WRITE, this.id()).string(h).uint64(position).uint32(len);
+    const req = this.begin(FXP.WRITE).string(h).uint64(position).uint32(len);
     const head = Math.min(len, Math.max(0, PACKET - req.size));
-    req.raw(buf.subarray(off, off + head));
-    this.request(req, status(cb), cb, head < len ? buf.subarray(off + head, off + len) : undefined);
+    this.request(req.raw(buf.subarray(off, off + head)), status(cb), cb, head < len ? buf.subarray(off + head, off + len) : undefined);
   }
 
   stat(path: string, cb: Got<Stats>): void {
-    this.request(new Request(FXP.STAT, this.id()).string(path), attrs(cb), cb);
+    this.request(this.begin(FXP.STAT).string(path), attrs(cb), cb);
   }
 
   lstat(path: string, cb: Got<Stats>): void {
-    this.request(new Request(FXP.LSTAT, this.id()).string(path), attrs(cb), cb);
+    this.request(this.begin(FXP.LSTAT).string(path), attrs(cb), cb);
   }
 
   fstat(h: Buffer, cb: Got<Stats>): void {
-    this.request(new Request(FXP.FSTAT, this.id()).string(h), attrs(cb), cb);
+    this.request(this.begin(FXP.FSTAT).string(h), attrs(cb), cb);
   }
 
   setstat(path: string, a: SetAttributes, cb: Done): void {
-    this.request(new Request(FXP.SETSTAT, this.id()).string(path).attrs(a), status(cb), cb);
+    this.request(this.begin(FXP.SETSTAT).string(path).attrs(a), status(cb), cb);
   }
 
   fsetstat(h: Buffer, a: SetAttributes, cb: Done): void {
-    this.request(new Request(FXP.FSETSTAT, this.id()).string(h).attrs(a), status(cb), cb);
+    this.request(this.begin(FXP.FSETSTAT).string(h).attrs(a), status(cb), cb);
   }
 
   mkdir(path: string, a: SetAttributes, cb: Done): void {
-    this.request(new Request(FXP.MKDIR, this.id()).string(path).attrs(a), status(cb), cb);
+    this.request(this.begin(FXP.MKDIR).string(path).attrs(a), status(cb), cb);
   }
 
   remove(path: string, cb: Done): void {
-    this.request(new Request(FXP.REMOVE, this.id()).string(path), status(cb), cb);
+    this.request(this.begin(FXP.REMOVE).string(path), status(cb), cb);
   }
 
   rename(from: string, to: string, cb: Done): void {
-    this.request(new Request(FXP.RENAME, this.id()).string(from).string(to), status(cb), cb);
+    this.request(this.begin(FXP.RENAME).string(from).string(to), status(cb), cb);
   }
 
   /** Whether the server announced an extension (posix-rename@openssh.com, statvfs@openssh.com). */
@@ -162,17 +160,17 @@ export class SftpClient {
 
   /** rename(2), replacing the target (posix-rename@openssh.com: check offers() first). */
   posixRename(from: string, to: string, cb: Done): void {
-    this.request(new Request(FXP.EXTENDED, this.id()).string('posix-rename@openssh.com').string(from).string(to), status(cb), cb);
+    this.request(this.begin(FXP.EXTENDED).string('posix-rename@openssh.com').string(from).string(to), status(cb), cb);
   }
 
   /** statvfs(2) of the filesystem holding `path` (statvfs@openssh.com: check offers() first). */
   statvfs(path: string, cb: Got<Record<string, number>>): void {
-    this.request(new Request(FXP.EXTENDED, this.id()).string('statvfs@openssh.com').string(path), statvfsFields(cb), cb);
+    this.request(this.begin(FXP.EXTENDED).string('statvfs@openssh.com').string(path), statvfsFields(cb), cb);
   }
 
   /** The next names of an open directory; the end is an error with code 1, as in ssh2. */
   readdir(h: Buffer, cb: Got<FileEntry[]>): void {
-    this.request(new Request(FXP.READDIR, this.id()).string(h), names(cb), cb);
+    this.request(this.begin(FXP.READDIR).string(h), names(cb), cb);
   }
 
   /** The canonical absolute form of `path`. */
@@ -182,36 +180,32 @@ export class SftpClient {
       if (!list?.[0]) throw new ProtocolError('REALPATH answered with no name');
       cb(null, list[0].filename);
     };
-    this.request(new Request(FXP.REALPATH, this.id()).string(path), names(named), cb);
+    this.request(this.begin(FXP.REALPATH).string(path), names(named), cb);
   }
 
-  private id(): number {
+  /** Starts the next request in `out`, under the next id. */
+  private begin(type: number): Requests {
     this.nextId = (this.nextId + 1) >>> 0;
-    return this.nextId;
+    return this.out.begin(type, this.nextId);
   }
 
   /**
-   * Sends a request (and `trailing`, the rest of its bytes, uncopied) and keeps its answer's reader; once the
-   * channel has failed, calls `onError` instead.
+   * Sends the request just written (and `trailing`, the rest of its bytes, uncopied) and keeps its answer's reader;
+   * once the channel has failed, calls `onError` instead. Requests wait for the end of the turn to go out together,
+   * unless they are long.
    */
-  private request(req: Request, answer: Answer, onError: (err: Error) => void, trailing?: Buffer): void {
+  private request(_written: Requests, answer: Answer, onError: (err: Error) => void, trailing?: Buffer): void {
     const failure = this.failure;
     if (failure) {
       queueMicrotask(() => onError(failure));
       return;
     }
-    const packet = req.done(trailing?.length ?? 0);
-    this.answers.set(packet.readUInt32BE(5), { answer, onError });
-    if (trailing || packet.length >= COALESCE) {
+    this.out.end(trailing?.length ?? 0);
+    this.answers.set(this.nextId, { answer, onError });
+    if (trailing || this.out.length >= COALESCE) {
       this.flush();
-      this.channel.write(packet);
       if (trailing) this.channel.write(trailing);
-      return;
-    }
-    this.gathered.push(packet);
-    this.gatheredBytes += packet.length;
-    if (this.gatheredBytes >= COALESCE) this.flush();
-    else if (!this.flushing) {
+    } else if (!this.flushing) {
       this.flushing = true;
       setImmediate(() => this.flush());
     }
@@ -220,11 +214,12 @@ export class SftpClient {
   /** Writes the requests gathered so far in one piece. */
   private flush(): void {
     this.flushing = false;
-    if (this.gathered.length === 0 || this.failure) return;
-    const data = this.gathered.length === 1 ? (this.gathered[0] as Buffer) : Buffer.concat(this.gathered, this.gatheredBytes);
-    this.gathered = [];
-    this.gatheredBytes = 0;
-    this.channel.write(data);
+    if (this.out.length === 0 || this.failure) return;
+    const written = this.out.take();
+    // Called once ssh2 copied the bytes into its packets (or when the channel is gone: then the buffer is dropped).
+    this.channel.write(written, (err) => {
+      if (!err) this.out.release(written);
+    });
   }
 
   private receive(chunk: Buffer): void {

@@ -78,44 +78,61 @@ export interface FileEntry {
   attrs: Stats;
 }
 
-/** Builds one request: length, type, id, then its fields. */
-export class Request {
-  private readonly parts: Buffer[] = [];
-  private length = 0;
+/**
+ * Writes requests back to back into one buffer, each its length, type, id, then its fields: the requests of a turn
+ * leave as one piece with no copy but their fields' (a 2000-file tree is ~10,000 requests; a buffer, then a copy
+ * into the piece, for each field and request cost more client time than the server takes to answer them).
+ */
+export class Requests {
+  private buf: Buffer;
+  private readonly spare: Buffer[] = [];
+  /** Where the closed requests end, and where the one being written started. */
+  private closed = 0;
+  private at = 0;
 
-  constructor(type: number, id: number) {
-    const head = Buffer.allocUnsafe(9);
-    head[4] = type;
-    head.writeUInt32BE(id, 5);
-    this.push(head);
+  constructor(private readonly capacity = 64 * 1024) {
+    this.buf = Buffer.allocUnsafe(capacity);
   }
 
-  /** Bytes so far. */
-  get size(): number {
-    return this.length;
-  }
-
-  private push(b: Buffer): this {
-    this.parts.push(b);
-    this.length += b.length;
+  /** Starts a request after those closed (any request begun and not closed is dropped). */
+  begin(type: number, id: number): this {
+    this.at = this.closed;
+    this.room(9);
+    this.buf[this.at + 4] = type;
+    this.buf.writeUInt32BE(id >>> 0, this.at + 5);
+    this.at += 9;
     return this;
   }
 
+  /** The request's bytes so far. */
+  get size(): number {
+    return this.at - this.closed;
+  }
+
+  /** Bytes of the closed requests. */
+  get length(): number {
+    return this.closed;
+  }
+
   uint32(n: number): this {
-    const b = Buffer.allocUnsafe(4);
-    b.writeUInt32BE(n >>> 0);
-    return this.push(b);
+    this.room(4);
+    this.at = this.buf.writeUInt32BE(n >>> 0, this.at);
+    return this;
   }
 
   uint64(n: number): this {
-    const b = Buffer.allocUnsafe(8);
-    b.writeBigUInt64BE(BigInt(n));
-    return this.push(b);
+    this.room(8);
+    this.buf.writeUInt32BE(Math.floor(n / 2 ** 32) >>> 0, this.at);
+    this.at = this.buf.writeUInt32BE(n >>> 0, this.at + 4);
+    return this;
   }
 
   string(s: string | Buffer): this {
-    const bytes = typeof s === 'string' ? Buffer.from(s, 'utf8') : s;
-    return this.uint32(bytes.length).push(bytes);
+    if (typeof s !== 'string') return this.uint32(s.length).raw(s);
+    const n = Buffer.byteLength(s, 'utf8');
+    this.uint32(n).room(n);
+    this.at += this.buf.write(s, this.at, 'utf8');
+    return this;
   }
 
   attrs(a: SetAttributes): this {
@@ -126,19 +143,50 @@ export class Request {
     return this;
   }
 
-  /** Bytes added directly, without a length before them (the start of a WRITE's data: see SftpClient.write). */
+  /** Bytes added directly, copied, without a length before them (the start of a WRITE's data: see SftpClient.write). */
   raw(bytes: Buffer): this {
-    return this.push(bytes);
+    this.room(bytes.length);
+    this.at += bytes.copy(this.buf, this.at);
+    return this;
+  }
+
+  /** Closes the request; its length field also counts `trailing` bytes that the caller sends right after it. */
+  end(trailing = 0): void {
+    this.buf.writeUInt32BE(this.at - this.closed - 4 + trailing, this.closed);
+    this.closed = this.at;
   }
 
   /**
-   * The packet so far, its data copied (the caller may reuse its buffers once this returns); its length field also
-   * counts `trailing` bytes that the caller sends right after it.
+   * The closed requests, which the caller hands on (the writer does not touch them until release()), and a fresh
+   * start in a spare buffer.
    */
-  done(trailing = 0): Buffer {
-    const packet = Buffer.concat(this.parts, this.length);
-    packet.writeUInt32BE(this.length - 4 + trailing, 0);
-    return packet;
+  take(): Buffer {
+    const out = this.buf.subarray(0, this.closed);
+    this.buf = this.spare.pop() ?? Buffer.allocUnsafe(this.capacity);
+    this.closed = this.at = 0;
+    return out;
+  }
+
+  /**
+   * Gives back what take() returned, once it was copied on: its buffer serves again. Memory written for the first
+   * time costs a page fault per 4 KiB, ~10 us on a virtual machine: as much as the copy itself, many times over.
+   */
+  release(taken: Buffer): void {
+    const whole = taken.buffer;
+    if (this.spare.length < 4 && taken.byteOffset === 0 && whole.byteLength === this.capacity) this.spare.push(Buffer.from(whole, 0, this.capacity));
+  }
+
+  /** One request alone (tests, and answers in them). */
+  done(): Buffer {
+    this.end();
+    return this.take();
+  }
+
+  private room(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(2 * this.buf.length, this.at + n));
+    this.buf.copy(grown, 0, 0, this.at);
+    this.buf = grown;
   }
 }
 

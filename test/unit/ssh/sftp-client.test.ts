@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events';
 import type { Client } from 'ssh2';
 import { SftpClient } from '../../../src/ssh/sftp/client.js';
-import { FXP, Reader, Request, type Stats } from '../../../src/ssh/sftp/wire.js';
+import { FXP, Reader, Requests, type Stats } from '../../../src/ssh/sftp/wire.js';
 
 interface Sent {
   type: number;
@@ -19,9 +19,14 @@ class FakeChannel extends EventEmitter {
   readonly given: Buffer[] = [];
   readonly stderr = { resume: (): void => undefined };
   closed = false;
-  write(data: Buffer): boolean {
+  /** When set, write callbacks wait in `held`: a channel that has not yet copied the bytes into its packets. */
+  hold = false;
+  readonly held: Array<() => void> = [];
+  write(data: Buffer, cb?: (err?: Error | null) => void): boolean {
     this.writes.push(Buffer.from(data));
     this.given.push(data);
+    if (cb && this.hold) this.held.push(() => cb());
+    else if (cb) process.nextTick(cb);
     return true;
   }
   close(): void {
@@ -51,9 +56,9 @@ class FakeChannel extends EventEmitter {
 }
 
 /** A server packet: type, then (unless VERSION) the id, then the fields `build` adds. */
-function reply(type: number, id: number | undefined, build: (q: Request) => Request = (q) => q): Buffer {
-  // Request writes length, type and a uint32 after it: for VERSION that uint32 is the version.
-  return build(new Request(type, id ?? 3)).done();
+function reply(type: number, id: number | undefined, build: (q: Requests) => Requests = (q) => q): Buffer {
+  // Requests writes length, type and a uint32 after it: for VERSION that uint32 is the version.
+  return build(new Requests(256).begin(type, id ?? 3)).done();
 }
 const status = (id: number, code: number, message = ''): Buffer => reply(FXP.STATUS, id, (q) => q.uint32(code).string(message).string('en'));
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -114,7 +119,7 @@ describe('SftpClient', () => {
     expect([ready, sftp.maxOpenHandles, sftp.offers('posix-rename@openssh.com')]).toEqual([true, 64, true]);
   });
 
-  test("a turn's small requests go out in one write; a big WRITE goes at once, after them, its data past the first packet not copied", async () => {
+  test("a turn's small requests go out in one write; a big WRITE goes at once with them, its data past the first packet not copied", async () => {
     const { sftp, channel } = await started('openssh');
     const before = channel.writes.length;
     const h = Buffer.from('h1');
@@ -127,16 +132,32 @@ describe('SftpClient', () => {
     sftp.mkdir('/d', { mode: 0o755 }, () => undefined);
     const data = Buffer.alloc(64 * 1024, 7);
     sftp.write(h, data, 0, 64 * 1024, 0, () => undefined);
-    // The mkdir, then the WRITE's header with the first packet's worth of data, then the rest of the data itself.
-    expect(channel.writes.length).toBe(before + 4);
-    expect(channel.writes[before + 2]?.length).toBe(32 * 1024);
+    // The mkdir (23 bytes) with the WRITE's header and the first packet's worth of data, then the rest of the data itself.
+    expect(channel.writes.length).toBe(before + 3);
+    expect(channel.writes[before + 1]?.length).toBe(23 + 32 * 1024);
     // Header: length, type, id, handle (4 + 2), offset, data length: 27 bytes.
-    expect(channel.given[before + 3]?.buffer).toBe(data.buffer);
-    expect(channel.given[before + 3]?.length).toBe(64 * 1024 - (32 * 1024 - 27));
+    expect(channel.given[before + 2]?.buffer).toBe(data.buffer);
+    expect(channel.given[before + 2]?.length).toBe(64 * 1024 - (32 * 1024 - 27));
     const sent = channel.requests().slice(-5);
     expect(sent.map((s) => s.type)).toEqual([FXP.OPEN, FXP.FSTAT, FXP.CLOSE, FXP.MKDIR, FXP.WRITE]);
     const open = sent[0]?.r;
     expect([open?.string(), open?.uint32(), open?.uint32(), open?.uint32()]).toEqual(['/a', 0x3a, 0x4, 0o644]);
+  });
+
+  test("a turn's buffer is written into again only once the channel has copied it on", async () => {
+    const { sftp, channel } = await started('openssh');
+    channel.hold = true;
+    const n = channel.given.length;
+    for (const path of ['/a', '/b', '/c', '/d']) {
+      sftp.stat(path, () => undefined);
+      await tick();
+      if (path === '/b') channel.held.splice(0).forEach((copied) => copied());
+    }
+    // /c goes in the buffer taken up when /b went out; /d in one of those the channel has since copied on.
+    const [a, b, c, d] = channel.given.slice(n).map((written) => written.buffer);
+    expect(new Set([a, b, c]).size).toBe(3);
+    expect([a, b]).toContain(d);
+    expect(channel.requests().slice(-4).map((s) => s.r.string())).toEqual(['/a', '/b', '/c', '/d']);
   });
 
   test('reads every answer it uses, also when the answers arrive split into small pieces', async () => {
@@ -153,7 +174,7 @@ describe('SftpClient', () => {
     sftp.remove('/nope', (err) => got.push([(err as Error & { code?: number }).code, err?.message]));
     await tick();
     const ids = channel.requests().slice(-8).map((s) => s.id);
-    const attrs = (q: Request, size: number, mode: number): Request => q.uint32(0x1 | 0x4).uint64(size).uint32(mode);
+    const attrs = (q: Requests, size: number, mode: number): Requests => q.uint32(0x1 | 0x4).uint64(size).uint32(mode);
     channel.answer(
       [
         reply(FXP.HANDLE, ids[0] ?? 0, (q) => q.string('H1')),
@@ -227,17 +248,37 @@ describe('SftpClient', () => {
 });
 
 describe('wire', () => {
+  test('requests back to back in one buffer: 64-bit offsets, UTF-8 names, growing past the first buffer', () => {
+    const w = new Requests(16);
+    w.begin(FXP.WRITE, 7).string(Buffer.from('h')).uint64(2 ** 40 + 5).uint32(3).raw(Buffer.from('abc'));
+    w.end();
+    w.begin(FXP.OPEN, 8).string('dé/ü').uint32(1);
+    w.begin(FXP.STAT, 9).string('/x');
+    w.end(100);
+    const out = w.take();
+    const one = new Reader(out.subarray(4, 4 + out.readUInt32BE(0)));
+    expect([one.byte(), one.uint32(), one.string(), one.uint64(), one.bytes().toString()]).toEqual([FXP.WRITE, 7, 'h', 2 ** 40 + 5, 'abc']);
+    // The OPEN begun and not closed is dropped; the STAT's length counts the 100 bytes sent after it.
+    const at = 4 + out.readUInt32BE(0);
+    expect(out.readUInt32BE(at)).toBe(1 + 4 + 4 + 2 + 100);
+    expect(out.length).toBe(at + 4 + 11);
+    const two = new Reader(out.subarray(at + 4));
+    expect([two.byte(), two.uint32(), two.string()]).toEqual([FXP.STAT, 9, '/x']);
+    expect(w.length).toBe(0);
+    expect(new Requests(8).begin(FXP.OPEN, 1).string('dé').done().subarray(9).toString('utf8', 4)).toBe('dé');
+  });
+
   test('attributes: only the mode, or the mode and both times', () => {
-    const r = (q: Request): Reader => {
+    const r = (q: Requests): Reader => {
       const p = q.done();
       const rd = new Reader(p.subarray(4));
       rd.byte();
       rd.uint32();
       return rd;
     };
-    const modeOnly = r(new Request(FXP.SETSTAT, 1).attrs({ mode: 0o600 }));
+    const modeOnly = r(new Requests(64).begin(FXP.SETSTAT, 1).attrs({ mode: 0o600 }));
     expect([modeOnly.uint32(), modeOnly.uint32(), modeOnly.left]).toEqual([0x4, 0o600, 0]);
-    const both = r(new Request(FXP.SETSTAT, 1).attrs({ mode: 0o644, atime: 10.7, mtime: 20.2 }));
+    const both = r(new Requests(64).begin(FXP.SETSTAT, 1).attrs({ mode: 0o644, atime: 10.7, mtime: 20.2 }));
     const st: Stats = both.attrs();
     expect([st.mode, st.atime, st.mtime]).toEqual([0o644, 10, 20]);
   });
