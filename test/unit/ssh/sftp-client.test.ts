@@ -4,7 +4,8 @@
 import { EventEmitter } from 'node:events';
 import type { Client } from 'ssh2';
 import { SftpClient } from '../../../src/ssh/sftp/client.js';
-import { FXP, Reader, Requests, type Stats } from '../../../src/ssh/sftp/wire.js';
+import { Requests } from '../../../src/ssh/sftp/requests.js';
+import { FXP, Reader, type Stats } from '../../../src/ssh/sftp/wire.js';
 
 interface Sent {
   type: number;
