@@ -53,7 +53,7 @@ const TARGETS: readonly Target[] = [
 export function wanReport(
   s: WanSettings,
   rows: readonly WanRow[],
-  info: { treeFiles: number; treeDirs: number; cut: boolean; hasUpdate: boolean },
+  info: { treeFiles: number; treeDirs: number; cut: boolean; hasUpdate: boolean; sessionStartS: number },
 ): SectionResult {
   const summaries = new Map<string, Summary>();
   const key = (link: string, workload: Workload, tool: WanTool): string => `${link}|${workload}|${tool}`;
@@ -68,7 +68,9 @@ export function wanReport(
       `Tree: 2000 x 4 KiB files in 200 directories; tree of 16 KiB files: 1000 in 100 directories. Every copy checked by sha256, target wiped after it. ` +
       'The unchanged tree: the same command once untimed, then timed (safe-scp `--update -r`, `rsync -a`). ' +
       'Downloads: the same file and tree, from the server into a local directory. ' +
-      'Client CPU = user+sys of the client process tree; proxy CPU = the bench process (the proxy) during the run.' +
+      'Client CPU = user+sys of the client process tree; proxy CPU = the bench process (the proxy) during the run. ' +
+      `A session on this sshd (\`ssh host true\` straight to it, no proxy: the login shell and its start-up files) took ${f2(info.sessionStartS)} s; ` +
+      'every SFTP channel, and every scp and rsync run, starts one (safe-scp opens a second channel only where the work left outweighs it).' +
       (info.cut ? ' **Cut short by BENCH_DEADLINE_S: some runs did not happen.**' : ''),
     '',
     '| link | workload | tool | runs | median s | min s | max s | MB/s | time / safe-scp | client CPU s | proxy CPU s | steal s |',
@@ -107,6 +109,7 @@ export function wanReport(
     machine: m,
     settings: { ...s, links: s.links.map((l) => l.id) },
     cutShort: info.cut,
+    sessionStartS: info.sessionStartS,
     safeScpHasUpdate: info.hasUpdate,
     tree: { files: info.treeFiles, dirs: info.treeDirs },
     results: rows.map((r) => ({ link: r.link.id, workload: r.workload, tool: r.tool, note: r.note ?? null, summary: summaries.get(key(r.link.id, r.workload, r.tool)) ?? null })),

@@ -186,6 +186,20 @@ async function runLink(s: WanSettings, sshd: Sshd, work: string, data: WanData, 
   }
 }
 
+/**
+ * What one session costs this server, straight to sshd (no proxy): the median wall time of three `ssh host true`,
+ * the user's login shell and its start-up files included. Every SFTP channel, and every scp and rsync run, starts one.
+ */
+async function sessionStart(env: ToolEnv): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await run('ssh', [...env.sshOptions, '-p', String(env.port), `${env.sshd.user}@${env.sshd.host}`, 'true'], { env: env.plainEnv, timeoutMs: 30_000 });
+    if (r.code === 0) times.push(r.wallS);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)] ?? NaN;
+}
+
 /** The WAN section: every selected link in turn, its own proxy in front of the shared sshd. */
 export async function runWan(sshd: Sshd): Promise<SectionResult> {
   const s = wanSettings();
@@ -195,6 +209,8 @@ export async function runWan(sshd: Sshd): Promise<SectionResult> {
     const data = makeWanData(work, s);
     const hasUpdate = await safeScpKnows(makeToolEnv(sshd, work, sshd.port), '--update');
     if (!hasUpdate) log('bench: wan: the built safe-scp has no --update: the unchanged-tree row is n/a');
+    const sessionStartS = await sessionStart(makeToolEnv(sshd, work, sshd.port));
+    log(`bench: wan: a session on this sshd (ssh true, no proxy) takes ${sessionStartS.toFixed(2)} s`);
     const out: Outcome = { samples: new Map(), skipped: new Map(), cut: false };
     for (const link of s.links) {
       if (out.cut) break;
@@ -220,7 +236,7 @@ export async function runWan(sshd: Sshd): Promise<SectionResult> {
         }
       }
     }
-    return wanReport(s, rows, { treeFiles: data.tree.files, treeDirs: data.tree.dirs, cut: out.cut, hasUpdate });
+    return wanReport(s, rows, { treeFiles: data.tree.files, treeDirs: data.tree.dirs, cut: out.cut, hasUpdate, sessionStartS });
   } finally {
     fs.rmSync(work, { recursive: true, force: true, maxRetries: 3 });
   }
