@@ -221,13 +221,7 @@ export class Channels {
  * over before the server's VERSION: SftpClient.open).
  */
 export function openSftp(client: Client, openSSH: boolean, early = false): Promise<SftpClient> {
-  const opening = new Promise<SftpClient>((resolve, reject) => {
-    try {
-      SftpClient.open(client, openSSH, early).then(resolve, reject);
-    } catch (err: unknown) {
-      reject(err instanceof Error ? err : new Error(String(err)));
-    }
-  });
+  const opening = SftpClient.open(client, openSSH, early);
   opening.catch(() => undefined);
   return opening;
 }
