@@ -32,7 +32,10 @@ export class RemoteFs {
    * server's VERSION do not count: they also wait for sftp-server to start.
    */
   fastestMs = Infinity;
+  /** Whether the server's VERSION is in (`settled` resolved), asked synchronously for every request's timing. */
   private started = false;
+  /** Resolves once the server's VERSION is in, or the channel failed first (the requests then say why). */
+  private readonly settled: Promise<void>;
 
   /** Rejecters of the requests not yet answered; all are called once when the connection is lost. */
   private readonly waiting = new Set<(err: unknown) => void>();
@@ -49,8 +52,10 @@ export class RemoteFs {
     /** The longest READ or WRITE sent as one request (sftpLength). */
     readonly maxLength: number = sftpLength(undefined),
   ) {
-    sftp.ready.then(
-      () => (this.started = true),
+    this.settled = sftp.ready.then(
+      () => {
+        this.started = true;
+      },
       () => undefined,
     );
     // One subscription, not a Promise.race per request: a race against a promise that stays pending
@@ -225,7 +230,7 @@ export class RemoteFs {
 
   /** Free space on the filesystem holding `path` (statvfs@openssh.com); rejects when the server does not offer it. */
   async statvfs(path: string): Promise<RemoteSpace> {
-    await this.sftp.ready.catch(() => undefined);
+    await this.settled;
     const info = await this.call<Record<string, number>>('statvfs', path, (cb) => {
       if (!this.sftp.offers('statvfs@openssh.com')) throw new Error('the server does not offer statvfs@openssh.com');
       this.sftp.statvfs(path, cb);
@@ -238,7 +243,7 @@ export class RemoteFs {
 
   /** Renames over an existing target: atomically where the server offers posix-rename@openssh.com. */
   async replace(from: string, to: string): Promise<void> {
-    await this.sftp.ready.catch(() => undefined);
+    await this.settled;
     if (this.sftp.offers('posix-rename@openssh.com')) return this.call('rename', to, (cb) => this.sftp.posixRename(from, to, (err) => cb(err)));
     return this.replaceWithoutPosixRename(from, to);
   }
