@@ -84,19 +84,19 @@ export class SftpSession {
   }
 
   /**
-   * Sends the request just written (and `trailing`, the rest of its bytes, uncopied) and keeps its answer's reader;
-   * once the channel has failed, calls `onError` instead. Requests wait for the end of the turn to go out together,
-   * unless they are long.
+   * Sends the request `written` into `out` since begin() (and `trailing`, the rest of its bytes, uncopied) and keeps
+   * its answer's reader; once the channel has failed, calls `onError` instead. Requests wait for the end of the turn
+   * to go out together, unless they are long.
    */
-  protected request(_written: Requests, answer: Answer, onError: (err: Error) => void, trailing?: Buffer): void {
+  protected request(written: Requests, answer: Answer, onError: (err: Error) => void, trailing?: Buffer): void {
     const failure = this.failure;
     if (failure) {
       queueMicrotask(() => onError(failure));
       return;
     }
-    this.out.end(trailing?.length ?? 0);
+    written.end(trailing?.length ?? 0);
     this.answers.set(this.nextId, { answer, onError });
-    if (trailing || this.out.length >= COALESCE) {
+    if (trailing || written.length >= COALESCE) {
       this.flush();
       if (trailing) this.channel.write(trailing);
     } else if (!this.flushing) {
