@@ -37,8 +37,8 @@ export interface UploadOptions {
  * OpenSSH 254 KiB, others 31952 bytes), 2 MiB of them in flight: OpenSSH's channel window, as much as a server with
  * that window takes before it answers, and what OpenSSH's own sftp keeps in flight (64 x 32 KiB). With this
  * project's own SFTP client (ssh/sftp/client.ts), 8 x 254 KiB moved 512 MiB on loopback in 0.89x the time of
- * 16 x 128 KiB (medians of 10 alternating pairs, 15% less client CPU); at 50 ms the same time. A small file costs two round
- * trips (open; then write, attributes, size check and close together), so over a WAN link the files in flight per
+ * 16 x 128 KiB (medians of 10 alternating pairs, 15% less client CPU); at 50 ms the same time. A small file costs
+ * two round trips (open; then write, attributes, size check and close together), so over a WAN link the files in flight per
  * channel set the pace of a tree: 256 per channel (capped at half the server's open-handle limit,
  * RemoteFs.filesInFlight) is 2560 files a second per channel at 50 ms. On loopback 64 and more cost the same client
  * CPU. The reads in flight across all files are bounded (BufferPool).
@@ -74,10 +74,11 @@ export async function upload(
   const unchanged = options.update ? skipUnchanged(jobs, listing, state) : jobs;
   if (options.staged) await stage(rfs, unchanged, listing, filesInFlight, options, state);
   const chunk = Math.max(1024, Math.min(options.chunkSize, rfs.maxLength));
-  const buffers = new BufferPool(chunk, 2 * requestsInFlight(options.bytesInFlight, chunk) * Math.max(1, options.channels));
+  const requests = requestsInFlight(options.bytesInFlight, chunk);
+  const buffers = new BufferPool(chunk, 2 * requests * Math.max(1, options.channels));
   const toSend = unchanged.filter((j) => !state.staged.has(j.remote));
   channels.wantFor(sum(toSend.map((j) => j.item)), toSend.length, filesInFlight);
-  const context: FileContext = { channels, options, state, buffers, created, listing, prefetch };
+  const context: FileContext = { channels, options, state, buffers, requests, created, listing, prefetch };
   try {
     await spread(channels, toSend, (c) => c.filesInFlight(options.filesInFlight), (j, c, release) => uploadFile(c, j, context, release));
     if (options.staged) {
@@ -157,6 +158,8 @@ interface FileContext {
   readonly options: UploadOptions;
   readonly state: TransferState;
   readonly buffers: BufferPool;
+  /** WRITE requests of the pool's size in flight per file or range (options.bytesInFlight). */
+  readonly requests: number;
   /** Directories this attempt created: nothing in them is looked up. */
   readonly created: ReadonlySet<string>;
   readonly listing: Listing;
@@ -165,7 +168,7 @@ interface FileContext {
 
 /** `release`: the file only waits for its last answers now (spread lets the next one start). */
 async function uploadFile(rfs: RemoteFs, job: Job, context: FileContext, release: () => void = () => undefined): Promise<void> {
-  const { channels, options, state, buffers, listing, prefetch } = context;
+  const { channels, options, state, buffers, requests, listing, prefetch } = context;
   const started = Date.now();
   const { item, remote } = job;
   // One WRITE lands whole or leaves a short file (sftp-server reports a short write as a failure), so a staged file
@@ -217,8 +220,8 @@ async function uploadFile(rfs: RemoteFs, job: Job, context: FileContext, release
       // Spread over several channels, the writes are all answered before the size check on this one (the other
       // channels' handles close beside it); on one channel the check follows the last write in the same batch.
       const written = spreads(item.size, options.channels)
-        ? (await writeSpread(channels, rfs, open, temp, local, item.size, requestsInFlight(options.bytesInFlight, buffers.size), state, buffers)).othersClosed
-        : (await sendWrites(rfs, open, temp, local, 0, item.size, requestsInFlight(options.bytesInFlight, buffers.size), state, buffers)).answered;
+        ? (await writeSpread(channels, rfs, open, temp, local, item.size, requests, state, buffers)).othersClosed
+        : (await sendWrites(rfs, open, temp, local, 0, item.size, requests, state, buffers)).answered;
       const setAttrs = attrs ? rfs.fsetstat(open, attrs, temp) : undefined;
       const stat = rfs.fstat(open, temp);
       handle = undefined;
