@@ -207,9 +207,10 @@ export async function runWan(sshd: Sshd): Promise<SectionResult> {
   try {
     log(`bench: wan: making data in ${work} ...`);
     const data = makeWanData(work, s);
-    const hasUpdate = await safeScpKnows(makeToolEnv(sshd, work, sshd.port), '--update');
+    const direct = makeToolEnv(sshd, work, sshd.port);
+    const hasUpdate = await safeScpKnows(direct, '--update');
     if (!hasUpdate) log('bench: wan: the built safe-scp has no --update: the unchanged-tree row is n/a');
-    const sessionStartS = await sessionStart(makeToolEnv(sshd, work, sshd.port));
+    const sessionStartS = await sessionStart(direct);
     log(`bench: wan: a session on this sshd (ssh true, no proxy) takes ${sessionStartS.toFixed(2)} s`);
     const out: Outcome = { samples: new Map(), skipped: new Map(), cut: false };
     for (const link of s.links) {
