@@ -99,12 +99,6 @@ export class Requests {
     if (this.spare.length < 4 && taken.byteOffset === 0 && whole.byteLength === this.capacity) this.spare.push(Buffer.from(whole, 0, this.capacity));
   }
 
-  /** One request alone (tests, and answers in them). */
-  done(): Buffer {
-    this.end();
-    return this.take();
-  }
-
   private room(n: number): void {
     if (this.at + n <= this.buf.length) return;
     const grown = Buffer.allocUnsafe(Math.max(2 * this.buf.length, this.at + n));

@@ -57,9 +57,15 @@ class FakeChannel extends EventEmitter {
 }
 
 /** A server packet: type, then (unless VERSION) the id, then the fields `build` adds. */
+/** The one request `w` is writing, closed and taken. */
+function takeOne(w: Requests): Buffer {
+  w.end();
+  return w.take();
+}
+
 function reply(type: number, id: number | undefined, build: (q: Requests) => Requests = (q) => q): Buffer {
   // Requests writes length, type and a uint32 after it: for VERSION that uint32 is the version.
-  return build(new Requests(256).begin(type, id ?? 3)).done();
+  return takeOne(build(new Requests(256).begin(type, id ?? 3)));
 }
 const status = (id: number, code: number, message = ''): Buffer => reply(FXP.STATUS, id, (q) => q.uint32(code).string(message).string('en'));
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -266,12 +272,12 @@ describe('wire', () => {
     const two = new Reader(out.subarray(at + 4));
     expect([two.byte(), two.uint32(), two.string()]).toEqual([FXP.STAT, 9, '/x']);
     expect(w.length).toBe(0);
-    expect(new Requests(8).begin(FXP.OPEN, 1).string('dé').done().subarray(9).toString('utf8', 4)).toBe('dé');
+    expect(takeOne(new Requests(8).begin(FXP.OPEN, 1).string('dé')).subarray(9).toString('utf8', 4)).toBe('dé');
   });
 
   test('attributes: only the mode, or the mode and both times', () => {
     const r = (q: Requests): Reader => {
-      const p = q.done();
+      const p = takeOne(q);
       const rd = new Reader(p.subarray(4));
       rd.byte();
       rd.uint32();
