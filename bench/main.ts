@@ -9,6 +9,9 @@
 //   BENCH_RUN_TIMEOUT_S=600 bound for one run (the process group is killed after it)
 //   BENCH_OUT=bench-results.json
 //   BENCH_DIR=...           where data and targets go; default /dev/shm when it is a tmpfs with room, else $TMPDIR
+//   BENCH_LOGIN_HOME=clean  clean: the sshd's sessions get an empty HOME of the bench's own, so a login runs no start-up
+//                           files of whoever runs the bench (a deploy account on a server is not the runner's account);
+//                           own: the runner's HOME, start-up files and all (every tool pays them once per session)
 // WAN section (wan.ts):
 //   BENCH_LINKS=10/200,50/1000   links as RTT ms / Mbit/s
 //   BENCH_WORKLOADS=file64,file256,tree,tree-again,file64-down,tree-down
@@ -22,6 +25,7 @@
 //   BENCH_STARTUP_RUNS=10   runs of `safe-scp --version` and of `node -e ''`
 import fs from 'node:fs';
 import path from 'node:path';
+import os from 'node:os';
 import { startSshd, type Sshd } from '../harness/sshd.js';
 import { CLI, intEnv, listEnv, log, type SectionResult } from './common.js';
 import { runLoopback } from './loopback.js';
@@ -39,27 +43,31 @@ async function main(): Promise<number> {
   const deadlineS = intEnv('BENCH_DEADLINE_S', 5400, 60, 86_400);
   setDeadline(deadlineS * 1000);
   const removeHandlers = onInterrupt();
+  const loginHome = process.env['BENCH_LOGIN_HOME'] ?? 'clean';
+  if (loginHome !== 'clean' && loginHome !== 'own') throw new Error(`BENCH_LOGIN_HOME: "${loginHome}" is not clean or own`);
+  const home = loginHome === 'clean' ? fs.mkdtempSync(path.join(os.tmpdir(), 'safe-scp-bench-home-')) : undefined;
   let sshd: Sshd | undefined;
   try {
-    sshd = await startSshd({ logLevel: 'INFO' });
-    log(`bench: sshd on ${sshd.host}:${sshd.port}`);
+    sshd = await startSshd({ logLevel: 'INFO', ...(home ? { extraConfig: [`SetEnv HOME=${home}`] } : {}) });
+    log(`bench: sshd on ${sshd.host}:${sshd.port}, sessions ${home ? `with an empty HOME (${home})` : "with the runner's own HOME"}`);
     const results: Partial<Record<(typeof SECTIONS)[number], SectionResult>> = {};
     for (const section of SECTIONS) {
       if (!chosen.has(section)) continue;
-      results[section] = section === 'wan' ? await runWan(sshd) : await runLoopback(sshd);
+      results[section] = section === 'wan' ? await runWan(sshd, loginHome) : await runLoopback(sshd);
     }
     const sections = SECTIONS.flatMap((id) => {
       const r = results[id];
       return r ? [{ id, r }] : [];
     });
     const markdown = sections.map(({ id, r }) => `## ${id === 'wan' ? 'WAN (emulated)' : 'Loopback'}\n\n${r.markdown}`).join('\n\n');
-    const json = { date: new Date().toISOString(), ...Object.fromEntries(sections.map(({ id, r }) => [id, r.json])), markdown };
+    const json = { date: new Date().toISOString(), loginHome, ...Object.fromEntries(sections.map(({ id, r }) => [id, r.json])), markdown };
     fs.writeFileSync(out, `${JSON.stringify(json, null, 2)}\n`);
     process.stdout.write(`${markdown}\n\nresults written to ${path.basename(out)}\n`);
     return sections.some(({ r }) => r.failed) ? 1 : 0;
   } finally {
     removeHandlers();
     await sshd?.stop();
+    if (home) fs.rmSync(home, { recursive: true, force: true });
   }
 }
 
