@@ -2,6 +2,13 @@
 import { ATTR, type SetAttributes } from './wire.js';
 
 /**
+ * Buffers kept for the next turns, up to a channel window's worth (32 x 64 KiB): a burst of small files' writes
+ * takes that many before ssh2 hands the first back, and the Buffers it dropped are only freed by the next garbage
+ * collection, so with fewer spares every burst wrote into fresh memory.
+ */
+const SPARES = 32;
+
+/**
  * Writes requests back to back into one buffer, each its length, type, id, then its fields: the requests of a turn
  * leave as one piece with no copy but their fields' (a 2000-file tree is ~10,000 requests; a buffer, then a copy
  * into the piece, for each field and request cost more client time than the server takes to answer them).
@@ -96,7 +103,7 @@ export class Requests {
    */
   release(taken: Buffer): void {
     const whole = taken.buffer;
-    if (this.spare.length < 4 && taken.byteOffset === 0 && whole.byteLength === this.capacity) this.spare.push(Buffer.from(whole, 0, this.capacity));
+    if (this.spare.length < SPARES && taken.byteOffset === 0 && whole.byteLength === this.capacity) this.spare.push(Buffer.from(whole, 0, this.capacity));
   }
 
   private room(n: number): void {

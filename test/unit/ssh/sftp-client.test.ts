@@ -275,6 +275,23 @@ describe('wire', () => {
     expect(takeOne(new Requests(8).begin(FXP.OPEN, 1).string('dé')).subarray(9).toString('utf8', 4)).toBe('dé');
   });
 
+  test('a burst of turns taken before any is released: every buffer released serves again, none is made anew', () => {
+    const w = new Requests(64);
+    const burst = Array.from({ length: 20 }, (_, i) => {
+      w.begin(FXP.CLOSE, i).string(Buffer.from('h'));
+      w.end();
+      return w.take();
+    });
+    for (const taken of burst) w.release(taken);
+    const again = Array.from({ length: 20 }, (_, i) => {
+      w.begin(FXP.CLOSE, 100 + i).string(Buffer.from('h'));
+      w.end();
+      return w.take();
+    });
+    const before = new Set(burst.map((b) => b.buffer));
+    expect(again.filter((b) => before.has(b.buffer))).toHaveLength(20);
+  });
+
   test('attributes: only the mode, or the mode and both times', () => {
     const r = (q: Requests): Reader => {
       const p = takeOne(q);
