@@ -276,7 +276,8 @@ describe('wire', () => {
   });
 
   test('a burst of turns taken before any is released: every buffer released serves again, none is made anew', () => {
-    const w = new Requests(64);
+    // 8 KiB: a buffer of its own (smaller ones share Node's pool, and are not kept).
+    const w = new Requests(8192);
     const burst = Array.from({ length: 20 }, (_, i) => {
       w.begin(FXP.CLOSE, i).string(Buffer.from('h'));
       w.end();
@@ -288,8 +289,8 @@ describe('wire', () => {
       w.end();
       return w.take();
     });
-    const before = new Set(burst.map((b) => b.buffer));
-    expect(again.filter((b) => before.has(b.buffer))).toHaveLength(20);
+    // The 20 of the burst, and the one the 21st turn was being written into when they came back.
+    expect(new Set([...burst, ...again].map((b) => b.buffer)).size).toBe(21);
   });
 
   test('attributes: only the mode, or the mode and both times', () => {
