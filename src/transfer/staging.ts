@@ -1,8 +1,10 @@
-// Staged commit of a tree: every file is written and verified under a temporary name first, then all are renamed
-// into place in one pipelined burst, so a run that fails before the burst leaves every final name as it was.
+// Staged commit of a tree: every file is written and verified under a temporary name first (files an earlier
+// attempt verified are found and kept), then all are renamed into place in one pipelined burst, so a run that fails
+// before the burst leaves every final name as it was.
 import { createHash } from 'node:crypto';
 import { isFileMode, type RemoteFs, type RemoteStats } from '../ssh/remote-fs.js';
 import type { LocalItem } from './local-tree.js';
+import type { Job } from './upload-plan.js';
 import { pool, type StagedFile, type TransferState } from './progress.js';
 
 const STAGED_SUFFIX = '.staged';
@@ -60,6 +62,26 @@ export function leftovers(listing: Listing, parent: string, remote: string, keep
     if (/^[0-9a-f]{16}\.staged$/.test(token) || /^[0-9a-z]{1,8}\.part$/.test(token)) left.push(`${prefix}${name}`);
   }
   return left;
+}
+
+/**
+ * Before any file is sent: gives every job its staged name, finds in the listing the files an earlier attempt or
+ * run already verified under theirs (they are not sent again: `state.staged`) and removes temporary names a run
+ * that could not clean up left beside them (`limit` removals at once).
+ */
+export async function findStaged(rfs: RemoteFs, jobs: readonly Job[], listing: Listing, limit: number, preserve: boolean, state: TransferState): Promise<void> {
+  state.staged.clear();
+  const stale: string[] = [];
+  for (const j of jobs) {
+    const staged = stagedName(j.remote, j.item, preserve);
+    j.staged = staged;
+    stale.push(...leftovers(listing, j.parent, j.remote, staged));
+    if (alreadyStaged(listing, j.parent, staged, j.item)) {
+      state.staged.set(j.remote, { staged, remote: j.remote, result: { source: j.item.path, target: j.remote, bytes: j.item.size, verified: true } });
+    }
+  }
+  await pool(stale, limit, (p) => rfs.unlink(p).catch(() => undefined));
+  if (state.staged.size > 0) state.emit({ kind: 'debug', message: `${state.staged.size} files already verified on the server by an earlier attempt; not sent again` });
 }
 
 /**

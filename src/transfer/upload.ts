@@ -6,13 +6,13 @@ import { explainWriteFailure } from '../ssh/disk-space.js';
 import type { RemoteFs, RemoteStats } from '../ssh/remote-fs.js';
 import type { LocalItem, LocalSource } from './local-tree.js';
 import { SMALL_FILE, type Prefetch } from './prefetch.js';
-import { pool, type TransferState } from './progress.js';
+import type { TransferState } from './progress.js';
 import { BufferPool, readSmall, requestsInFlight, sendWrites, type Local } from './write-pipeline.js';
 import { isDir, isFile, planUpload, setDirectoryTimes, type Job } from './upload-plan.js';
 import type { Channels } from '../ssh/channels.js';
 import { spread } from './spread.js';
 import { spreads, writeSpread } from './ranges.js';
-import { alreadyStaged, commitStaged, lookUp, removeStaged, leftovers, stagedName, type Listing } from './staging.js';
+import { commitStaged, findStaged, lookUp, removeStaged, type Listing } from './staging.js';
 
 export interface UploadOptions {
   readonly preserve: boolean;
@@ -72,7 +72,7 @@ export async function upload(
   if (!options.update) channels.wantFor(sum(local), local.length, filesInFlight);
   const { jobs, created, dests, listing } = await planning;
   const unchanged = options.update ? skipUnchanged(jobs, listing, state) : jobs;
-  if (options.staged) await stage(rfs, unchanged, listing, filesInFlight, options, state);
+  if (options.staged) await findStaged(rfs, unchanged, listing, filesInFlight, options.preserve, state);
   const chunk = Math.max(1024, Math.min(options.chunkSize, rfs.maxLength));
   const requests = requestsInFlight(options.bytesInFlight, chunk);
   const buffers = new BufferPool(chunk, 2 * requests * Math.max(1, options.channels));
@@ -112,26 +112,6 @@ function skipUnchanged(jobs: readonly Job[], listing: Listing, state: TransferSt
   }
   if (state.skipped.size > 0) state.emit({ kind: 'debug', message: `--update: ${state.skipped.size} unchanged files skipped (same size and mtime on the server)` });
   return left;
-}
-
-/**
- * Staged commit, before any file is sent: finds in the listing the files an earlier attempt or run already
- * verified under their staged names (they are not sent again) and removes temporary names a run that could not
- * clean up left beside them.
- */
-async function stage(rfs: RemoteFs, jobs: Job[], listing: Listing, limit: number, options: UploadOptions, state: TransferState): Promise<void> {
-  state.staged.clear();
-  const stale: string[] = [];
-  for (const j of jobs) {
-    const staged = stagedName(j.remote, j.item, options.preserve);
-    j.staged = staged;
-    stale.push(...leftovers(listing, j.parent, j.remote, staged));
-    if (alreadyStaged(listing, j.parent, staged, j.item)) {
-      state.staged.set(j.remote, { staged, remote: j.remote, result: { source: j.item.path, target: j.remote, bytes: j.item.size, verified: true } });
-    }
-  }
-  await pool(stale, limit, (p) => rfs.unlink(p).catch(() => undefined));
-  if (state.staged.size > 0) state.emit({ kind: 'debug', message: `${state.staged.size} files already verified on the server by an earlier attempt; not sent again` });
 }
 
 /** A temporary file the target directory does not let this user create: say why it was needed, and offer --inplace. */
