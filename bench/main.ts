@@ -59,7 +59,11 @@ async function main(): Promise<number> {
       const r = results[id];
       return r ? [{ id, r }] : [];
     });
-    const markdown = sections.map(({ id, r }) => `## ${id === 'wan' ? 'WAN (emulated)' : 'Loopback'}\n\n${r.markdown}`).join('\n\n');
+    const logins =
+      loginHome === 'clean'
+        ? "Logins on the bench's sshd get an empty HOME of the bench's own (no start-up files of its runner; BENCH_LOGIN_HOME=own keeps them)."
+        : "Logins on the bench's sshd use the runner's own HOME and start-up files (BENCH_LOGIN_HOME=own)."
+    const markdown = [logins, ...sections.map(({ id, r }) => `## ${id === 'wan' ? 'WAN (emulated)' : 'Loopback'}\n\n${r.markdown}`)].join('\n\n');
     const json = { date: new Date().toISOString(), loginHome, ...Object.fromEntries(sections.map(({ id, r }) => [id, r.json])), markdown };
     fs.writeFileSync(out, `${JSON.stringify(json, null, 2)}\n`);
     process.stdout.write(`${markdown}\n\nresults written to ${path.basename(out)}\n`);
