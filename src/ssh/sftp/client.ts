@@ -114,7 +114,6 @@ export class SftpClient extends SftpSession {
     };
     this.request(this.begin(FXP.REALPATH).string(path), names(named), cb);
   }
-
 }
 
 /** What RemoteFs uses of a channel (tests pass stand-ins). */

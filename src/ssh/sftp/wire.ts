@@ -54,22 +54,14 @@ const S_IFMT = 0o170000;
 export const isDirMode = (mode: number): boolean => (mode & S_IFMT) === 0o040000;
 export const isFileMode = (mode: number): boolean => (mode & S_IFMT) === 0o100000;
 
-/** A file's attributes as the server sent them (absent fields are 0); the type tests read the mode. */
-export class Stats {
-  constructor(
-    readonly mode = 0,
-    readonly uid = 0,
-    readonly gid = 0,
-    readonly size = 0,
-    readonly atime = 0,
-    readonly mtime = 0,
-  ) {}
-  isDirectory(): boolean {
-    return isDirMode(this.mode);
-  }
-  isFile(): boolean {
-    return isFileMode(this.mode);
-  }
+/** A file's attributes as the server sent them (absent fields are 0); isDirMode and isFileMode read the type. */
+export interface Stats {
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly size: number;
+  readonly atime: number;
+  readonly mtime: number;
 }
 
 export interface FileEntry {
@@ -132,7 +124,7 @@ export class Reader {
         this.bytes();
       }
     }
-    return new Stats(mode, uid, gid, size, atime, mtime);
+    return { mode, uid, gid, size, atime, mtime };
   }
 }
 

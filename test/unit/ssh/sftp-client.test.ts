@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
 import type { Client } from 'ssh2';
 import { SftpClient } from '../../../src/ssh/sftp/client.js';
 import { Requests } from '../../../src/ssh/sftp/requests.js';
-import { FXP, Reader, type Stats } from '../../../src/ssh/sftp/wire.js';
+import { FXP, isDirMode, isFileMode, Reader, type Stats } from '../../../src/ssh/sftp/wire.js';
 
 interface Sent {
   type: number;
@@ -171,10 +171,10 @@ describe('SftpClient', () => {
     const { sftp, channel } = await started('openssh');
     const got: unknown[] = [];
     sftp.open('/f', 'r', {}, (err, h) => got.push(err ?? h?.toString()));
-    sftp.fstat(Buffer.from('h'), (err, st) => got.push(err ?? [st?.size, st?.mode, st?.isFile(), st?.isDirectory()]));
+    sftp.fstat(Buffer.from('h'), (err, st) => got.push(err ?? [st?.size, st?.mode, isFileMode(st?.mode ?? 0), isDirMode(st?.mode ?? 0)]));
     const buf = Buffer.alloc(10);
     sftp.read(Buffer.from('h'), buf, 2, 8, 0, (err, n) => got.push(err ?? [n, buf.toString('utf8', 2, 2 + (n ?? 0))]));
-    sftp.readdir(Buffer.from('d'), (err, list) => got.push(err ?? list?.map((e) => [e.filename, e.attrs.isDirectory()])));
+    sftp.readdir(Buffer.from('d'), (err, list) => got.push(err ?? list?.map((e) => [e.filename, isDirMode(e.attrs.mode)])));
     sftp.realpath('.', (err, p) => got.push(err ?? p));
     sftp.statvfs('/', (err, info) => got.push(err ?? [info?.['f_bavail'], info?.['f_namemax']]));
     sftp.read(Buffer.from('h'), buf, 0, 8, 99, (err) => got.push((err as Error & { code?: number }).code));
