@@ -3,12 +3,11 @@
 import path from 'node:path/posix';
 import { SafeScpError } from '../errors.js';
 import { explainWriteFailure } from '../ssh/disk-space.js';
-import { isDirMode, isFileMode, type RemoteFs, type RemoteStats } from '../ssh/remote-fs.js';
+import { isDirMode, type RemoteFs, type RemoteStats } from '../ssh/remote-fs.js';
 import type { LocalItem, LocalSource } from './local-tree.js';
 import { pool, tempName } from './progress.js';
 
 export const isDir = (st: RemoteStats | undefined): boolean => st !== undefined && isDirMode(st.mode);
-export const isFile = (st: RemoteStats): boolean => isFileMode(st.mode);
 
 export interface Job {
   readonly item: LocalItem;

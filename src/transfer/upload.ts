@@ -3,12 +3,12 @@ import fs from 'node:fs/promises';
 import { classifyLocalError } from '../classify.js';
 import { SafeScpError, isSafeScpError } from '../errors.js';
 import { explainWriteFailure } from '../ssh/disk-space.js';
-import type { RemoteFs, RemoteStats } from '../ssh/remote-fs.js';
+import { isFileMode, type RemoteFs, type RemoteStats } from '../ssh/remote-fs.js';
 import type { LocalItem, LocalSource } from './local-tree.js';
 import { SMALL_FILE, type Prefetch } from './prefetch.js';
 import type { TransferState } from './progress.js';
 import { BufferPool, readSmall, requestsInFlight, sendWrites, type Local } from './write-pipeline.js';
-import { isDir, isFile, planUpload, setDirectoryTimes, type Job } from './upload-plan.js';
+import { isDir, planUpload, setDirectoryTimes, type Job } from './upload-plan.js';
 import type { Channels } from '../ssh/channels.js';
 import { spread } from './spread.js';
 import { spreads, writeSpread } from './ranges.js';
@@ -105,7 +105,7 @@ function skipUnchanged(jobs: readonly Job[], listing: Listing, state: TransferSt
   const left: Job[] = [];
   for (const j of jobs) {
     const st = lookUp(listing, j.parent, j.remote);
-    if (st !== 'unknown' && st !== undefined && isFile(st) && st.size === j.item.size && st.mtime === Math.floor(j.item.mtimeMs / 1000)) {
+    if (st !== 'unknown' && st !== undefined && isFileMode(st.mode) && st.size === j.item.size && st.mtime === Math.floor(j.item.mtimeMs / 1000)) {
       state.skipped.set(j.remote, { source: j.item.path, target: j.remote, bytes: j.item.size, verified: false, skipped: true });
       state.emit({ kind: 'file-done', source: j.item.path, target: j.remote, bytes: j.item.size, skipped: true, durationMs: 0 });
     } else left.push(j);
