@@ -53,7 +53,7 @@ async function main(): Promise<number> {
     const results: Partial<Record<(typeof SECTIONS)[number], SectionResult>> = {};
     for (const section of SECTIONS) {
       if (!chosen.has(section)) continue;
-      results[section] = section === 'wan' ? await runWan(sshd, loginHome) : await runLoopback(sshd);
+      results[section] = section === 'wan' ? await runWan(sshd) : await runLoopback(sshd);
     }
     const sections = SECTIONS.flatMap((id) => {
       const r = results[id];

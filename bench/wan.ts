@@ -201,7 +201,7 @@ async function sessionStart(env: ToolEnv): Promise<number> {
 }
 
 /** The WAN section: every selected link in turn, its own proxy in front of the shared sshd. */
-export async function runWan(sshd: Sshd, loginHome: 'clean' | 'own'): Promise<SectionResult> {
+export async function runWan(sshd: Sshd): Promise<SectionResult> {
   const s = wanSettings();
   const work = fs.mkdtempSync(path.join(benchDir(2 * 320 * 2 ** 20 + 256 * 2 ** 20), 'safe-scp-bench-wan-'));
   try {
@@ -237,7 +237,7 @@ export async function runWan(sshd: Sshd, loginHome: 'clean' | 'own'): Promise<Se
         }
       }
     }
-    return wanReport(s, rows, { treeFiles: data.tree.files, treeDirs: data.tree.dirs, cut: out.cut, hasUpdate, sessionStartS, loginHome });
+    return wanReport(s, rows, { treeFiles: data.tree.files, treeDirs: data.tree.dirs, cut: out.cut, hasUpdate, sessionStartS });
   } finally {
     fs.rmSync(work, { recursive: true, force: true, maxRetries: 3 });
   }
