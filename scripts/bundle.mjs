@@ -21,8 +21,9 @@ const plugin = {
       contents: 'module.exports = { SSHTTPAgent: undefined, SSHTTPSAgent: undefined };',
       loader: 'js',
     }));
-    build.onResolve({ filter: /^child_process$/ }, (args) =>
-      /[\\/]ssh2[\\/]lib[\\/]agent\.js$/.test(args.importer) ? { path: 'lazy-child-process', namespace: 'safe-scp' } : undefined,
+    // ssh-config needs it only to evaluate `Match exec`, which safe-scp does itself (ssh-config/evaluate.ts).
+    build.onResolve({ filter: /^(node:)?child_process$/ }, (args) =>
+      /[\\/]ssh2[\\/]lib[\\/]agent\.js$|[\\/]ssh-config[\\/]/.test(args.importer) ? { path: 'lazy-child-process', namespace: 'safe-scp' } : undefined,
     );
     // yargs imports cliui and string-width at load time, for the help text only; their set-up (an Intl.Segmenter
     // and Unicode-property regular expressions) took ~25 ms of every run. The real modules load on first use.
@@ -41,6 +42,7 @@ const plugin = {
       contents: [
         "exports.execFile = (...args) => require('child_process').execFile(...args);",
         "exports.spawn = (...args) => require('child_process').spawn(...args);",
+        "exports.spawnSync = (...args) => require('child_process').spawnSync(...args);",
       ].join('\n'),
       loader: 'js',
     }));
