@@ -1,7 +1,6 @@
 // Staged commit of a tree: every file is written and verified under a temporary name first (files an earlier
 // attempt verified are found and kept), then all are renamed into place in one pipelined burst, so a run that fails
 // before the burst leaves every final name as it was.
-import { createHash } from 'node:crypto';
 import { isFileMode, type RemoteFs, type RemoteStats } from '../ssh/remote-fs.js';
 import type { LocalItem } from './local-tree.js';
 import type { Job } from './upload-plan.js';
@@ -25,10 +24,9 @@ const stagedPrefix = (base: string): string => `.${base.slice(0, 180)}.safe-scp-
  * deploy finds what an earlier one verified and does not send it again; a changed source gets another name.
  */
 export function stagedName(remote: string, item: LocalItem, preserve: boolean): string {
-  const token = createHash('sha256')
-    .update(`${item.size}\0${Math.trunc(item.mtimeMs)}\0${item.mode}\0${preserve ? 'p' : ''}`)
-    .digest('hex')
-    .slice(0, 16);
+  // The values themselves, short (base 36, the mode in octal): a SHA-256 of them per file took ~15 ms of a 2000-file
+  // tree's start, between the plan's answer and the first file's open.
+  const token = `${item.size.toString(36)}-${Math.trunc(item.mtimeMs).toString(36)}-${item.mode.toString(8)}${preserve ? 'p' : ''}`;
   const { dir, base } = split(remote);
   return `${dir}${stagedPrefix(base)}${token}${STAGED_SUFFIX}`;
 }
@@ -59,7 +57,8 @@ export function leftovers(listing: Listing, parent: string, remote: string, keep
   for (const name of dir.keys()) {
     if (name === keepName || !name.startsWith(start)) continue;
     const token = name.slice(start.length);
-    if (/^[0-9a-f]{16}\.staged$/.test(token) || /^[0-9a-z]{1,8}\.part$/.test(token)) left.push(`${prefix}${name}`);
+    // Staged names as stagedName makes them, and as earlier builds did (16 hex digits of a SHA-256).
+    if (/^([0-9a-z]+--?[0-9a-z]+-[0-7]+p?|[0-9a-f]{16})\.staged$/.test(token) || /^[0-9a-z]{1,8}\.part$/.test(token)) left.push(`${prefix}${name}`);
   }
   return left;
 }
