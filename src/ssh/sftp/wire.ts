@@ -75,9 +75,11 @@ export class ProtocolError extends Error {}
 
 /** Reads the fields of one packet from the server; any read past its end is a ProtocolError. */
 export class Reader {
-  private at = 0;
-
-  constructor(private readonly buf: Buffer) {}
+  /** Reads `buf` from `at` (past a length field the caller already read, say). */
+  constructor(
+    private readonly buf: Buffer,
+    private at = 0,
+  ) {}
 
   private need(n: number): number {
     if (this.at + n > this.buf.length) throw new ProtocolError('SFTP packet shorter than its fields');
@@ -115,9 +117,11 @@ export class Reader {
   attrs(): Stats {
     const flags = this.uint32();
     const size = flags & ATTR.SIZE ? this.uint64() : 0;
-    const [uid, gid] = flags & ATTR.UIDGID ? [this.uint32(), this.uint32()] : [0, 0];
+    const uid = flags & ATTR.UIDGID ? this.uint32() : 0;
+    const gid = flags & ATTR.UIDGID ? this.uint32() : 0;
     const mode = flags & ATTR.PERMISSIONS ? this.uint32() : 0;
-    const [atime, mtime] = flags & ATTR.ACMODTIME ? [this.uint32(), this.uint32()] : [0, 0];
+    const atime = flags & ATTR.ACMODTIME ? this.uint32() : 0;
+    const mtime = flags & ATTR.ACMODTIME ? this.uint32() : 0;
     if (flags & ATTR.EXTENDED) {
       for (let n = this.uint32(); n > 0; n--) {
         this.bytes();
