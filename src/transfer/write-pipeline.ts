@@ -68,9 +68,9 @@ export function writesWorthInFlight(rttMs: number): number {
 /**
  * Pipelined writes of the bytes [start, end): up to `maxRequests` WRITE requests outstanding (a plain stream crawls,
  * see faults-and-perf.md 3), fewer while the round trip is short (writesWorthInFlight), each at most the server's
- * write limit. Resolves once the last WRITE is sent,
- * with `answered`, a promise of all of them answered (rejecting with the first failure). Wrapped in an object: a
- * promise resolved with a promise would wait for it, and the caller's next requests would wait a round trip.
+ * write limit. Resolves once the last WRITE is sent, with `answered`, a promise of all of them answered (rejecting
+ * with the first failure). Wrapped in an object: a promise resolved with a promise would wait for it, and the
+ * caller's next requests would wait a round trip.
  */
 export async function sendWrites(
   rfs: RemoteFs,
