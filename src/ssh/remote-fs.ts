@@ -2,21 +2,13 @@
 import { classifySftpError, type RemoteSpace } from '../classify.js';
 import { listDirectory, type RemoteEntry } from './remote-dir.js';
 import type { Sftp } from './sftp/client.js';
-import type { FileEntry, SetAttributes, Stats } from './sftp/wire.js';
+import { sftpLength, type FileEntry, type SetAttributes, type Stats } from './sftp/wire.js';
 import { sendSmall, WriteRoom } from './small-put.js';
 import type { WriteBatch } from './write-batch.js';
 
 export type RemoteStats = Stats;
 export type { RemoteEntry, SetAttributes };
-export { isDirMode, isFileMode } from './sftp/wire.js';
-
-/**
- * The longest READ or WRITE sent as one request to a server with this version string: OpenSSH's and dropbear's
- * sftp-server accept 256 KiB, any server 34000 bytes (what ssh2 assumes too); less 2 KiB of request overhead.
- */
-export function sftpLength(serverVersion: string | undefined): number {
-  return /^SSH-2\.0-(?:OpenSSH|dropbear)/.test(serverVersion ?? '') ? 256 * 1024 - 2048 : 34000 - 2048;
-}
+export { isDirMode, isFileMode, sftpLength } from './sftp/wire.js';
 
 /**
  * An SFTP request pending when the connection drops may never be answered (faults-and-perf.md 2.1: with ssh2's own

@@ -37,6 +37,14 @@ export function statusError(code: number, message: string): Error & { code: numb
   return Object.assign(new Error(message || STATUS_TEXT[code] || `status ${code}`), { code });
 }
 
+/**
+ * The longest READ or WRITE sent as one request to a server with this version string: OpenSSH's and dropbear's
+ * sftp-server accept 256 KiB, any server 34000 bytes (what ssh2 assumes too); less 2 KiB of request overhead.
+ */
+export function sftpLength(serverVersion: string | undefined): number {
+  return /^SSH-2\.0-(?:OpenSSH|dropbear)/.test(serverVersion ?? '') ? 256 * 1024 - 2048 : 34000 - 2048;
+}
+
 /** The open flags safe-scp uses, as pflags: READ 1, WRITE 2, CREAT 8, TRUNC 0x10, EXCL 0x20. */
 export const OPEN_FLAGS = { r: 0x01, 'r+': 0x03, w: 0x1a, wx: 0x3a } as const;
 export type OpenFlags = keyof typeof OPEN_FLAGS;
