@@ -3,7 +3,8 @@ import { classifySftpError, type RemoteSpace } from '../classify.js';
 import { listDirectory, type RemoteEntry } from './remote-dir.js';
 import type { Sftp } from './sftp/client.js';
 import { sftpLength, type FileEntry, type SetAttributes, type Stats } from './sftp/wire.js';
-import { sendSmall, WriteRoom } from './small-put.js';
+import { sendSmall } from './small-put.js';
+import { largeWritesInFlight, smallWritesInFlight, WriteRoom } from './write-room.js';
 import type { WriteBatch } from './write-batch.js';
 
 export type RemoteStats = Stats;
@@ -32,9 +33,11 @@ export class RemoteFs {
   /** Rejecters of the requests not yet answered; all are called once when the connection is lost. */
   private readonly waiting = new Set<(err: unknown) => void>();
   private lostError: unknown;
-  /** The round trip as far as known (Channels sets it): what the room for small files' writes allows. */
+  /** The round trip as far as known (Channels sets it): what the rooms for writes allow. */
   roundTripMs: () => number = () => 0;
-  private readonly room = new WriteRoom(() => this.roundTripMs());
+  /** Small files' writes (putSmall) and the other writes (write), each with a budget of its own (write-room.ts). */
+  private readonly room = new WriteRoom(() => smallWritesInFlight(this.roundTripMs()));
+  private readonly largeRoom = new WriteRoom(() => largeWritesInFlight(this.roundTripMs()));
 
   constructor(
     private readonly sftp: Sftp,
@@ -142,6 +145,14 @@ export class RemoteFs {
 
   open(path: string, flags: 'r' | 'r+' | 'wx' | 'w', mode?: number): Promise<Buffer> {
     return this.call('open', path, (cb) => this.sftp.open(path, flags, mode === undefined ? {} : { mode }, cb));
+  }
+
+  /**
+   * Waits until the channel's writes, whichever file they are of, leave room for `bytes` more (largeWritesInFlight);
+   * resolves with the function that gives the room back once the write is answered.
+   */
+  writeRoom(bytes: number): Promise<() => void> {
+    return new Promise((resolve) => this.largeRoom.take(bytes, resolve));
   }
 
   write(handle: Buffer, data: Buffer, position: number, path: string): Promise<void> {

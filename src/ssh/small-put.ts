@@ -1,56 +1,10 @@
-// A small file's requests after its open (write, attributes, size check, close), and the room its write waits for.
+// A small file's requests after its open (write, attributes, size check, close); its write waits for room (write-room.ts).
 import type { Sftp } from './sftp/client.js';
 import type { SetAttributes, Stats } from './sftp/wire.js';
 import { classifySftpError } from '../classify.js';
 import type { SafeScpError } from '../errors.js';
 import type { WriteBatch } from './write-batch.js';
-
-/**
- * How many bytes of small files' writes one channel keeps unanswered at a round trip of `rttMs`: what crosses the
- * link in that time at 16 MB/s, plus 256 KiB waiting at the server. OpenSSH's sftp-server reads 16 KiB from its
- * pipe for every request it handles, so requests smaller than that pile up in its input buffer, which grows 256
- * bytes at a time, each growth a copy of all of it: measured feeding sftp-server directly, 2000 files of 4 KiB
- * took 0.19 s with 32 files in flight and 1.1-2.0 s with 512; 2000 of 16 KiB 0.25 s with 64 and 3.2 s with 256.
- * Over a link the bytes on their way do not pile up, so the allowance grows with the round trip (1000 files of
- * 16 KiB: loopback 1.4 s with 256 KiB against 5.8-10.9 s without a limit; at 50 ms 2.6 s with 1 MiB, 3.2 s with
- * 512 KiB, 4.9 s with 256 KiB or without a limit).
- */
-export function smallWritesInFlight(rttMs: number): number {
-  return Math.min(2 * 1024 * 1024, 256 * 1024 + Math.round(rttMs * 16_000));
-}
-
-/** Small files' data sent on one channel and not yet answered, and the writes waiting for room. */
-export class WriteRoom {
-  private bytes = 0;
-  private readonly waiting: Array<{ bytes: number; send: (free: () => void) => void }> = [];
-
-  constructor(private readonly roundTripMs: () => number) {}
-
-  /**
-   * Runs `send` once `bytes` more fit in smallWritesInFlight (at once when nothing is in flight), in the order
-   * asked; `send` gets the function that gives the room back once the write is answered.
-   */
-  take(bytes: number, send: (free: () => void) => void): void {
-    this.waiting.push({ bytes, send });
-    this.admit();
-  }
-
-  private admit(): void {
-    const room = smallWritesInFlight(this.roundTripMs());
-    for (let next = this.waiting[0]; next && (this.bytes === 0 || this.bytes + next.bytes <= room); next = this.waiting[0]) {
-      this.waiting.shift();
-      const { bytes, send } = next;
-      this.bytes += bytes;
-      let freed = false;
-      send(() => {
-        if (freed) return;
-        freed = true;
-        this.bytes -= bytes;
-        this.admit();
-      });
-    }
-  }
-}
+import type { WriteRoom } from './write-room.js';
 
 /**
  * Sends an open small file's WRITE (once `room` has space for it), attributes, FSTAT and CLOSE back to back (a

@@ -34,15 +34,15 @@ export interface UploadOptions {
 
 /**
  * Measured with `npm run bench` (README, Performance). Writes are as long as the server takes (RemoteFs.maxLength:
- * OpenSSH 254 KiB, others 31952 bytes), up to 2 MiB of them in flight (fewer on a short round trip:
- * writesWorthInFlight): OpenSSH's channel window, as much as a server with that window takes before it answers, and
- * what OpenSSH's own sftp keeps in flight (64 x 32 KiB). With this project's own SFTP client (ssh/sftp/client.ts),
- * 8 x 254 KiB moved 512 MiB on loopback in 0.89x the time of 16 x 128 KiB (medians of 10 alternating pairs, 15% less
- * client CPU); at 50 ms the same time. A small file costs two round trips (open; then write, attributes, size check
- * and close together), so over a WAN link the files in flight per channel set the pace of a tree: 256 per channel
- * (capped at half the server's open-handle limit, RemoteFs.filesInFlight) is 2560 files a second per channel at
- * 50 ms. On loopback 64 and more cost the same client CPU. The reads in flight across all files are bounded
- * (BufferPool).
+ * OpenSSH 254 KiB, others 31952 bytes), up to 2 MiB of them in flight per file and per channel (fewer on a short
+ * round trip: largeWritesInFlight): OpenSSH's channel window, as much as a server with that window takes before it
+ * answers, and what OpenSSH's own sftp keeps in flight (64 x 32 KiB). With this project's own SFTP client
+ * (ssh/sftp/client.ts), 8 x 254 KiB moved 512 MiB on loopback in 0.89x the time of 16 x 128 KiB (medians of 10
+ * alternating pairs, 15% less client CPU); at 50 ms the same time. A small file costs two round trips (open; then
+ * write, attributes, size check and close together), so over a WAN link the files in flight per channel set the pace
+ * of a tree: 256 per channel (capped at half the server's open-handle limit, RemoteFs.filesInFlight) is 2560 files a
+ * second per channel at 50 ms. On loopback 64 and more cost the same client CPU. The reads in flight across all
+ * files are bounded (BufferPool).
  */
 export const UPLOAD_DEFAULTS: UploadOptions = { preserve: false, chunkSize: 256 * 1024, bytesInFlight: 2 * 1024 * 1024, filesInFlight: 256, staged: false, update: false, inplace: false, channels: 4 };
 

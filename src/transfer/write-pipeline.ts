@@ -54,21 +54,9 @@ export function requestsInFlight(bytes: number, chunk: number): number {
 }
 
 /**
- * The bytes of one file's (or range's) writes worth keeping unanswered on a channel at a round trip of `rttMs`:
- * 512 KiB, and 48 KiB more per millisecond (OpenSSH's 2 MiB window from ~32 ms on). More only piles up at the
- * server: OpenSSH's sftp-server reads 16 KiB from its pipe for each request it handles, so what reaches it faster
- * than it writes waits in its input buffer, and is copied again each time that buffer grows or is compacted. On
- * loopback, 512 MiB took 1.9 s with 256 KiB-1 MiB in flight against 2.4 s with 2 MiB (`scp`: 2.3-2.6 s). Over a
- * link, what is in flight is mostly on the wire.
- */
-export function writesWorthInFlight(rttMs: number): number {
-  return 512 * 1024 + Math.round(rttMs * 48 * 1024);
-}
-
-/**
  * Pipelined writes of the bytes [start, end): up to `maxRequests` WRITE requests outstanding (a plain stream crawls,
- * see faults-and-perf.md 3), fewer while the round trip is short (writesWorthInFlight), each at most the server's
- * write limit. Resolves once the last WRITE is sent, with `answered`, a promise of all of them answered (rejecting
+ * see faults-and-perf.md 3), each sent once the channel has room for it (RemoteFs.writeRoom), each at most the
+ * server's write limit. Resolves once the last WRITE is sent, with `answered`, a promise of all of them answered (rejecting
  * with the first failure). Wrapped in an object: a promise resolved with a promise would wait for it, and the
  * caller's next requests would wait a round trip.
  */
@@ -84,8 +72,7 @@ export async function sendWrites(
   buffers: BufferPool,
 ): Promise<{ answered: Promise<void> }> {
   const chunk = buffers.size;
-  // Weighed again after every answer: the round trip is known once the first requests are answered.
-  const depth = (): number => Math.max(1, Math.min(maxRequests, requestsInFlight(writesWorthInFlight(rfs.roundTripMs()), chunk)));
+  const depth = Math.max(1, maxRequests);
   let inFlight = 0;
   let wake: (() => void) | undefined;
   let failure: unknown;
@@ -120,20 +107,25 @@ export async function sendWrites(
       data = local.data.subarray(position, position + length);
     }
     if (state.limiter.active) await state.limiter.take(length);
+    // Awaited here, not inside the write: once this resolves, every WRITE of the span is on the channel, ahead of
+    // whatever the caller sends next on the handle (its size check and close).
+    const free = await rfs.writeRoom(length);
     inFlight++;
     rfs.write(handle, data, position, temp).then(
       () => {
+        free();
         if (pooled) buffers.give(pooled);
         state.progress(length);
         settled();
       },
       (err: unknown) => {
+        free();
         if (pooled) buffers.give(pooled);
         failure ??= err;
         settled();
       },
     );
-    if (inFlight >= depth()) await drain();
+    if (inFlight >= depth) await drain();
   }
   const answered = (async () => {
     while (inFlight > 0) await drain();

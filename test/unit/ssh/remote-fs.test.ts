@@ -1,7 +1,7 @@
 // RemoteFs: the limits it takes from the server, and the one-promise small-file put.
 import { asSftp } from '../helpers/channel-fakes.js';
 import { RemoteFs, sftpLength } from '../../../src/ssh/remote-fs.js';
-import { smallWritesInFlight } from '../../../src/ssh/small-put.js';
+import { largeWritesInFlight, smallWritesInFlight } from '../../../src/ssh/write-room.js';
 
 const never = new Promise<never>(() => undefined);
 const fsWith = (limits: Record<string, unknown>): RemoteFs => new RemoteFs(asSftp(limits), never);
@@ -77,6 +77,43 @@ describe('RemoteFs.putSmall', () => {
     expect(smallWritesInFlight(0)).toBe(256 * 1024);
     expect(smallWritesInFlight(50)).toBe(256 * 1024 + 800_000);
     expect(smallWritesInFlight(500)).toBe(2 * 1024 * 1024);
+  });
+
+  test('other writes share a room of their own per channel, whatever file they are of: 512 KiB and more by the round trip', async () => {
+    const most = async (rttMs: number): Promise<number> => {
+      let inFlight = 0;
+      let peak = 0;
+      const sftp = {
+        write: (_h: Buffer, _d: Buffer, _o: number, len: number, _pos: number, cb: Cb) => {
+          inFlight += len;
+          peak = Math.max(peak, inFlight);
+          setTimeout(() => {
+            inFlight -= len;
+            cb(null);
+          }, 2);
+        },
+      };
+      const rfs = new RemoteFs(asSftp(sftp), never);
+      rfs.roundTripMs = () => rttMs;
+      // 8 files of 4 writes of 256 KiB each, each file sending its next write once it has room (as sendWrites does).
+      const file = async (f: number): Promise<void> => {
+        const answered: Array<Promise<void>> = [];
+        for (let w = 0; w < 4; w++) {
+          const free = await rfs.writeRoom(256 * 1024);
+          answered.push(rfs.write(Buffer.from(`h${f}`), Buffer.alloc(256 * 1024), w * 256 * 1024, `/d/.f${f}`).finally(free));
+        }
+        await Promise.all(answered);
+      };
+      await Promise.all(Array.from({ length: 8 }, (_, f) => file(f)));
+      expect(rfs.pending).toBe(0);
+      return peak;
+    };
+    expect(await most(0)).toBe(512 * 1024);
+    expect(await most(10)).toBe(768 * 1024);
+    expect(await most(50)).toBe(2 * 1024 * 1024);
+    expect(largeWritesInFlight(0)).toBe(512 * 1024);
+    expect(largeWritesInFlight(10)).toBe(992 * 1024);
+    expect(largeWritesInFlight(32)).toBe(2 * 1024 * 1024);
   });
 
   test('opens, then sends write, fstat and close back to back, and answers the fstat', async () => {
