@@ -49,20 +49,27 @@ describe('RemoteFs.putSmall', () => {
   };
   const sftpError = (code: number, message: string): Error => Object.assign(new Error(message), { code });
 
+  /** A WRITE that is answered 2 ms later, and the most bytes of writes ever unanswered at once. */
+  const timedWrites = (): { write: (h: Buffer, d: Buffer, o: number, len: number, pos: number, cb: Cb) => void; peak: () => number } => {
+    let inFlight = 0;
+    let peak = 0;
+    const write = (_h: Buffer, _d: Buffer, _o: number, len: number, _pos: number, cb: Cb): void => {
+      inFlight += len;
+      peak = Math.max(peak, inFlight);
+      setTimeout(() => {
+        inFlight -= len;
+        cb(null);
+      }, 2);
+    };
+    return { write, peak: () => peak };
+  };
+
   test("small files' writes wait for room: at most smallWritesInFlight unanswered, more as the round trip grows", async () => {
     const most = async (rttMs: number): Promise<number> => {
-      let inFlight = 0;
-      let peak = 0;
+      const { write, peak } = timedWrites();
       const sftp = {
         open: (_p: string, _f: string, _a: unknown, cb: Cb) => setImmediate(() => cb(null, Buffer.from('h'))),
-        write: (_h: Buffer, _d: Buffer, _o: number, len: number, _pos: number, cb: Cb) => {
-          inFlight += len;
-          peak = Math.max(peak, inFlight);
-          setTimeout(() => {
-            inFlight -= len;
-            cb(null);
-          }, 2);
-        },
+        write,
         fstat: (_h: Buffer, cb: Cb) => setImmediate(() => cb(null, { size: 64 * 1024 })),
         close: (_h: Buffer, cb: Cb) => setImmediate(() => cb(null)),
       };
@@ -70,7 +77,7 @@ describe('RemoteFs.putSmall', () => {
       rfs.roundTripMs = () => rttMs;
       const puts = Array.from({ length: 40 }, (_, i) => rfs.putSmall(`/d/.f${i}`, Buffer.alloc(64 * 1024), 0o644, undefined));
       await expect(Promise.all(puts)).resolves.toHaveLength(40);
-      return peak;
+      return peak();
     };
     expect(await most(0)).toBe(256 * 1024);
     expect(await most(50)).toBe(16 * 64 * 1024);
@@ -81,19 +88,8 @@ describe('RemoteFs.putSmall', () => {
 
   test('other writes share a room of their own per channel, whatever file they are of: 512 KiB and more by the round trip', async () => {
     const most = async (rttMs: number): Promise<number> => {
-      let inFlight = 0;
-      let peak = 0;
-      const sftp = {
-        write: (_h: Buffer, _d: Buffer, _o: number, len: number, _pos: number, cb: Cb) => {
-          inFlight += len;
-          peak = Math.max(peak, inFlight);
-          setTimeout(() => {
-            inFlight -= len;
-            cb(null);
-          }, 2);
-        },
-      };
-      const rfs = new RemoteFs(asSftp(sftp), never);
+      const { write, peak } = timedWrites();
+      const rfs = new RemoteFs(asSftp({ write }), never);
       rfs.roundTripMs = () => rttMs;
       // 8 files of 4 writes of 256 KiB each, each file sending its next write once it has room (as sendWrites does).
       const file = async (f: number): Promise<void> => {
@@ -106,7 +102,7 @@ describe('RemoteFs.putSmall', () => {
       };
       await Promise.all(Array.from({ length: 8 }, (_, f) => file(f)));
       expect(rfs.pending).toBe(0);
-      return peak;
+      return peak();
     };
     expect(await most(0)).toBe(512 * 1024);
     expect(await most(10)).toBe(768 * 1024);
