@@ -99,7 +99,7 @@ export async function loopbackReport(input: LoopbackRuns): Promise<SectionResult
   const load = { before: Number(loadBefore.toFixed(2)), after: Number((os.loadavg()[0] ?? 0).toFixed(2)) };
   const lines: string[] = [];
   lines.push(
-    `Machine: ${info['cpu']}, ${info['cores']} cores, ${info['memoryGiB']} GiB, ${info['os']}; Node ${info['node']}; ${info['openssh']}; ${info['rsync']}.`,
+    `Machine: ${info['cpu']}, ${info['cores']} cores, ${info['memoryGiB']} GiB, ${info['os']}; Node ${info['node']}; ${info['openssh']}; ${info['rsync']}; first touch of a memory page ${info['pageTouchUs']} us.`,
     `Loopback, private sshd with sftp-server; ${s.rounds} round(s), tools alternating, medians. MB = 10^6 bytes. ` +
       (pastDeadline() ? '**Cut short by BENCH_DEADLINE_S: some runs did not happen.** ' : '') +
       `Big file ${s.bigBytes / 2 ** 20} MiB; tree ${data.treeFiles} x ${s.smallSize / 1024} KiB files in ${data.treeDirs} directories; ${data.singles.length} separate ${s.smallSize / 1024} KiB files.`,

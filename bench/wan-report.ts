@@ -61,7 +61,7 @@ export function wanReport(
 
   const m = machine();
   const lines: string[] = [
-    `Machine: ${m['cpu']}, ${m['cores']} cores, ${m['memoryGiB']} GiB, ${m['os']}; Node ${m['node']}; ${m['openssh']}; ${m['rsync']}. ` +
+    `Machine: ${m['cpu']}, ${m['cores']} cores, ${m['memoryGiB']} GiB, ${m['os']}; Node ${m['node']}; ${m['openssh']}; ${m['rsync']}; first touch of a memory page ${m['pageTouchUs']} us. ` +
       `Load average (1 min) at the end: ${(os.loadavg()[0] ?? 0).toFixed(2)}.`,
     `Private sshd behind the harness's latency proxy (userspace, in the bench process: one-way delay RTT/2 and the ` +
       `bandwidth cap in each direction). Up to ${s.rounds} round(s), tools alternating, medians. MB = 10^6 bytes. ` +
