@@ -108,8 +108,10 @@ export class Reader {
     return this.buf.readUInt32BE(this.need(4));
   }
 
+  /** Exact up to 2^53 and rounded to nearest above, as Number(BigInt) would, without a BigInt per attribute set. */
   uint64(): number {
-    return Number(this.buf.readBigUInt64BE(this.need(8)));
+    const at = this.need(8);
+    return this.buf.readUInt32BE(at) * 2 ** 32 + this.buf.readUInt32BE(at + 4);
   }
 
   bytes(): Buffer {

@@ -273,6 +273,12 @@ describe('wire', () => {
     expect([two.byte(), two.uint32(), two.string()]).toEqual([FXP.STAT, 9, '/x']);
     expect(w.length).toBe(0);
     expect(takeOne(new Requests(8).begin(FXP.OPEN, 1).string('dé')).subarray(9).toString('utf8', 4)).toBe('dé');
+    // Above 2^53 a 64-bit value reads as Number(BigInt) rounds it (a server's "unlimited" is often 2^64 - 1).
+    for (const big of [2n ** 53n + 1n, 2n ** 64n - 1n, 0x1234_5678_9abc_def0n]) {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64BE(big);
+      expect(new Reader(b).uint64()).toBe(Number(big));
+    }
   });
 
   test('a burst of turns taken before any is released: every buffer released serves again, none is made anew', () => {
