@@ -31,6 +31,12 @@ const WORKLOAD_TITLE: Record<Workload, string> = {
 
 const TOOL_TITLE: Record<WanTool, string> = { 'safe-scp': 'safe-scp', scp: '`scp`', rsync: '`rsync -a -e ssh`' };
 
+/** sftp-server's own time for the tree by files in flight (server-floor.ts), or why it was not measured. */
+export type ServerFloor = readonly { inFlight: number; seconds: number }[] | string;
+
+const floorText = (floor: ServerFloor): string =>
+  typeof floor === 'string' ? `not measured (${floor})` : floor.map((f) => `${f3(f.seconds)} s with ${f.inFlight} files in flight`).join(', ');
+
 interface Target {
   link: string;
   workload: Workload;
@@ -53,7 +59,7 @@ const TARGETS: readonly Target[] = [
 export function wanReport(
   s: WanSettings,
   rows: readonly WanRow[],
-  info: { treeFiles: number; treeDirs: number; cut: boolean; hasUpdate: boolean; sessionStartS: number },
+  info: { treeFiles: number; treeDirs: number; cut: boolean; hasUpdate: boolean; sessionStartS: number; serverFloor: ServerFloor },
 ): SectionResult {
   const summaries = new Map<string, Summary>();
   const key = (link: string, workload: Workload, tool: WanTool): string => `${link}|${workload}|${tool}`;
@@ -70,7 +76,8 @@ export function wanReport(
       'Downloads: the same file and tree, from the server into a local directory. ' +
       'Client CPU = user+sys of the client process tree; proxy CPU = the bench process (the proxy) during the run. ' +
       `A session on this sshd (\`ssh host true\` straight to it, no proxy: the login shell and its start-up files) took ${f2(info.sessionStartS)} s; ` +
-      'every SFTP channel, and every scp and rsync run, starts one (safe-scp opens a second channel only where the work left outweighs it).' +
+      'every SFTP channel, and every scp and rsync run, starts one (safe-scp opens a second channel only where the work left outweighs it). ' +
+      `sftp-server alone (started directly and fed over its pipes: no ssh, no link, no safe-scp) on the tree: ${floorText(info.serverFloor)}.` +
       (info.cut ? ' **Cut short by BENCH_DEADLINE_S: some runs did not happen.**' : ''),
     '',
     '| link | workload | tool | runs | median s | min s | max s | MB/s | time / safe-scp | client CPU s | proxy CPU s | steal s |',
@@ -110,6 +117,7 @@ export function wanReport(
     settings: { ...s, links: s.links.map((l) => l.id) },
     cutShort: info.cut,
     sessionStartS: info.sessionStartS,
+    serverFloor: info.serverFloor,
     safeScpHasUpdate: info.hasUpdate,
     tree: { files: info.treeFiles, dirs: info.treeDirs },
     results: rows.map((r) => ({ link: r.link.id, workload: r.workload, tool: r.tool, note: r.note ?? null, summary: summaries.get(key(r.link.id, r.workload, r.tool)) ?? null })),

@@ -9,6 +9,7 @@ import { benchDir, digests, f2, f3, intEnv, listEnv, log, makeTree, randomFile, 
 import { pastDeadline, run, sampleOf, wasInterrupted, type Sample } from './measure.js';
 import { makeToolEnv, remote, rsync, safeScp, safeScpKnows, scp, warmUp, type Invocation, type ToolEnv } from './tools.js';
 import { linkLabel, wanReport, type WanRow } from './wan-report.js';
+import { serverFloor } from './server-floor.js';
 
 export { WAN_TOOLS, WORKLOADS, type Link, type WanSettings, type WanTool, type Workload } from './wan-types.js';
 import { WAN_TOOLS, WORKLOADS, type Link, type WanSettings, type WanTool, type Workload } from './wan-types.js';
@@ -212,6 +213,8 @@ export async function runWan(sshd: Sshd): Promise<SectionResult> {
     if (!hasUpdate) log('bench: wan: the built safe-scp has no --update: the unchanged-tree row is n/a');
     const sessionStartS = await sessionStart(direct);
     log(`bench: wan: a session on this sshd (ssh true, no proxy) takes ${sessionStartS.toFixed(2)} s`);
+    const floor = s.workloads.includes('tree') ? await serverFloor(data.tree.path, work) : 'the tree workload was not selected';
+    log(`bench: wan: sftp-server alone on the tree: ${typeof floor === 'string' ? floor : floor.map((f) => `${f2(f.seconds)} s with ${f.inFlight} in flight`).join(', ')}`);
     const out: Outcome = { samples: new Map(), skipped: new Map(), cut: false };
     for (const link of s.links) {
       if (out.cut) break;
@@ -237,7 +240,7 @@ export async function runWan(sshd: Sshd): Promise<SectionResult> {
         }
       }
     }
-    return wanReport(s, rows, { treeFiles: data.tree.files, treeDirs: data.tree.dirs, cut: out.cut, hasUpdate, sessionStartS });
+    return wanReport(s, rows, { treeFiles: data.tree.files, treeDirs: data.tree.dirs, cut: out.cut, hasUpdate, sessionStartS, serverFloor: floor });
   } finally {
     fs.rmSync(work, { recursive: true, force: true, maxRetries: 3 });
   }
