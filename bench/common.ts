@@ -194,7 +194,15 @@ export function pageTouchUs(): number {
   return Number(process.hrtime.bigint() - started) / 1000 / (bytes / page);
 }
 
+let described: Record<string, string | number> | undefined;
+
+/** What this machine is, measured once per bench run (both sections' reports print it). */
 export function machine(): Record<string, string | number> {
+  described ??= describeMachine();
+  return described;
+}
+
+function describeMachine(): Record<string, string | number> {
   const cpuinfo = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '';
   const osRelease = fs.existsSync('/etc/os-release') ? fs.readFileSync('/etc/os-release', 'utf8') : '';
   // `ssh -V` prints its version on stderr.
