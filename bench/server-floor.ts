@@ -1,13 +1,17 @@
-// The server's own share of the tree rows: OpenSSH's sftp-server started directly (no ssh, no link, no safe-scp),
-// its pipes fed the tree's files by a minimal SFTP driver, N files in flight: open, then write + fstat + close.
-// What it takes here is time no client over any link can go below; with 256 in flight (what safe-scp keeps per
-// channel) against 32 it also shows what requests waiting in sftp-server's input cost on this machine.
-import { spawn } from 'node:child_process';
+// The server's own share of the tree rows: OpenSSH's sftp-server started directly (no ssh, no link, no RemoteFs),
+// the tree's files fed over its pipes through safe-scp's own SFTP client (src/ssh/sftp/client.ts, on a stand-in
+// channel as its unit tests use), N files in flight: open, then write + fstat + close. What it takes here is time no
+// client over any link can go below; with 256 in flight (what safe-scp keeps per channel) against 32 it also shows
+// what requests waiting in sftp-server's input cost on this machine.
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Requests } from '../src/ssh/sftp/requests.js';
-import { ByteQueue, FXP, OPEN_FLAGS, Reader } from '../src/ssh/sftp/wire.js';
+import type { Readable, Writable } from 'node:stream';
+import type { Client } from 'ssh2';
+import { SftpClient } from '../src/ssh/sftp/client.js';
+import { f3 } from './common.js';
 
 const SFTP_SERVER = '/usr/lib/openssh/sftp-server';
 
@@ -19,92 +23,59 @@ export interface FloorFile {
 
 /**
  * Seconds from the first OPEN to the last CLOSE's answer for `files` written under `root` (its directories made
- * beforehand, locally), `inFlight` files at once, the requests of each turn written to the server in one piece.
- * Rejects when the server is missing or answers anything but success.
+ * beforehand, locally), `inFlight` files at once. Rejects when the server is missing or any request fails.
  */
 export async function sftpServerTreeS(root: string, files: readonly FloorFile[], inFlight: number): Promise<number> {
   for (const dir of new Set(files.map((f) => path.dirname(path.join(root, f.rel))))) fs.mkdirSync(dir, { recursive: true });
   const server = spawn(SFTP_SERVER, [], { stdio: ['pipe', 'pipe', 'ignore'] });
   const exited = new Promise<void>((resolve) => server.once('close', () => resolve()));
-  const failed = new Promise<never>((_, reject) => {
-    server.once('error', reject);
-    server.once('close', (code) => reject(new Error(`${SFTP_SERVER} exited (${code}) before the tree was written`)));
-  });
-  failed.catch(() => undefined);
   try {
-    return await Promise.race([drive(server.stdin, server.stdout, root, files, inFlight), failed]);
+    const sftp = await SftpClient.open(overPipes(server), true);
+    return await writeTree(sftp, root, files, inFlight);
   } finally {
     server.stdin.end();
     await exited;
   }
 }
 
-function drive(input: NodeJS.WritableStream, output: NodeJS.ReadableStream, root: string, files: readonly FloorFile[], inFlight: number): Promise<number> {
+/** What SftpClient.open needs of an ssh2 client: `subsys` handing over a channel, here sftp-server's own pipes. */
+function overPipes(server: ChildProcessByStdio<Writable, Readable, null>): Client {
+  const channel = Object.assign(new EventEmitter(), {
+    write: (data: Buffer, cb?: (err?: Error | null) => void): boolean => server.stdin.write(data, cb),
+    stderr: { resume: (): void => undefined },
+    close: (): void => void server.stdin.end(),
+  });
+  server.stdout.on('data', (chunk: Buffer) => channel.emit('data', chunk));
+  server.once('error', (err) => channel.emit('error', err));
+  server.once('close', () => channel.emit('close'));
+  return { subsys: (_name: string, cb: (err: Error | undefined, ch: typeof channel) => void) => cb(undefined, channel) } as unknown as Client;
+}
+
+/** Keeps `inFlight` files going (open, then write + fstat + close back to back) until all are closed. */
+function writeTree(sftp: SftpClient, root: string, files: readonly FloorFile[], inFlight: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    const out = new Requests();
-    const incoming = new ByteQueue();
-    /** Request id -> the file's index and what was asked. */
-    const asked = new Map<number, { file: number; type: number }>();
-    let nextId = 0;
-    let nextFile = 0;
+    const started = performance.now();
+    let next = 0;
     let closed = 0;
-    let started = 0;
-    let flushing = false;
-    const flush = (): void => {
-      flushing = false;
-      if (out.length > 0) input.write(out.take());
+    const failed = (what: string, f: FloorFile) => (err: Error | null): boolean => {
+      if (err) reject(new Error(`${what} of ${f.rel}: ${err.message}`));
+      return err !== null;
     };
-    const send = (type: number, file: number, fill: (r: Requests) => void): void => {
-      nextId++;
-      fill(out.begin(type, nextId));
-      out.end();
-      asked.set(nextId, { file, type });
-      if (!flushing) {
-        flushing = true;
-        setImmediate(flush);
-      }
+    const start = (): void => {
+      const f = files[next++] as FloorFile;
+      sftp.open(path.join(root, f.rel), 'wx', { mode: 0o644 }, (err, handle) => {
+        if (failed('OPEN', f)(err) || !handle) return;
+        sftp.write(handle, f.data, 0, f.data.length, 0, (e) => void failed('WRITE', f)(e));
+        sftp.fstat(handle, (e) => void failed('FSTAT', f)(e));
+        sftp.close(handle, (e) => {
+          if (failed('CLOSE', f)(e)) return;
+          closed++;
+          if (next < files.length) start();
+          else if (closed === files.length) resolve((performance.now() - started) / 1000);
+        });
+      });
     };
-    const open = (): void => {
-      const file = nextFile++;
-      const f = files[file] as FloorFile;
-      send(FXP.OPEN, file, (r) => r.string(path.join(root, f.rel)).uint32(OPEN_FLAGS.wx).attrs({ mode: 0o644 }));
-    };
-    const answer = (r: Reader): void => {
-      const type = r.byte();
-      if (type === FXP.VERSION) {
-        started = performance.now();
-        for (let i = 0; i < Math.min(inFlight, files.length); i++) open();
-        return;
-      }
-      const id = r.uint32();
-      const request = asked.get(id);
-      asked.delete(id);
-      if (!request) throw new Error(`sftp-server answered request ${id}, which was not sent`);
-      if (request.type === FXP.OPEN) {
-        if (type !== FXP.HANDLE) throw new Error(`OPEN of ${(files[request.file] as FloorFile).rel} answered with type ${type}`);
-        const handle = Buffer.from(r.bytes());
-        const data = (files[request.file] as FloorFile).data;
-        send(FXP.WRITE, request.file, (q) => q.string(handle).uint64(0).string(data));
-        send(FXP.FSTAT, request.file, (q) => q.string(handle));
-        send(FXP.CLOSE, request.file, (q) => q.string(handle));
-        return;
-      }
-      const ok = request.type === FXP.FSTAT ? type === FXP.ATTRS : type === FXP.STATUS && r.uint32() === 0;
-      if (!ok) throw new Error(`request ${request.type} for ${(files[request.file] as FloorFile).rel} failed (answer type ${type})`);
-      if (request.type !== FXP.CLOSE) return;
-      closed++;
-      if (nextFile < files.length) open();
-      else if (closed === files.length) resolve((performance.now() - started) / 1000);
-    };
-    output.on('data', (chunk: Buffer) => {
-      incoming.push(chunk);
-      try {
-        while (incoming.length >= 4 && incoming.length >= 4 + incoming.peekUInt32()) answer(new Reader(incoming.take(4 + incoming.peekUInt32()), 4));
-      } catch (err: unknown) {
-        reject(err);
-      }
-    });
-    input.write(Buffer.from([0, 0, 0, 5, FXP.INIT, 0, 0, 0, 3]));
+    for (let i = 0; i < Math.min(inFlight, files.length); i++) start();
   });
 }
 
@@ -117,11 +88,18 @@ export function floorFiles(tree: string, rel = ''): FloorFile[] {
   });
 }
 
+/** sftp-server's own time for the tree by files in flight (serverFloor), or why it was not measured. */
+export type ServerFloor = readonly { inFlight: number; seconds: number }[] | string;
+
+/** The report's and the log's words for it. */
+export const floorText = (floor: ServerFloor): string =>
+  typeof floor === 'string' ? `not measured (${floor})` : floor.map((f) => `${f3(f.seconds)} s with ${f.inFlight} files in flight`).join(', ');
+
 /**
  * sftp-server's time for the tree in `tree`, written under fresh directories in `work`: the median of three runs at
  * each of `inFlight`, alternating; undefined (with the reason) when sftp-server is not there to start.
  */
-export async function serverFloor(tree: string, work: string, inFlight: readonly number[] = [32, 256]): Promise<{ inFlight: number; seconds: number }[] | string> {
+export async function serverFloor(tree: string, work: string, inFlight: readonly number[] = [32, 256]): Promise<ServerFloor> {
   if (!fs.existsSync(SFTP_SERVER)) return `${SFTP_SERVER} not found`;
   const files = floorFiles(tree);
   const times = new Map<number, number[]>(inFlight.map((n) => [n, []]));

@@ -2,6 +2,7 @@
 import os from 'node:os';
 import { f2, f3, f0, machine, summarize, type SectionResult, type Summary } from './common.js';
 import type { Sample } from './measure.js';
+import { floorText, type ServerFloor } from './server-floor.js';
 import type { Link, WanSettings, WanTool, Workload } from './wan-types.js';
 
 export interface WanRow {
@@ -31,11 +32,6 @@ const WORKLOAD_TITLE: Record<Workload, string> = {
 
 const TOOL_TITLE: Record<WanTool, string> = { 'safe-scp': 'safe-scp', scp: '`scp`', rsync: '`rsync -a -e ssh`' };
 
-/** sftp-server's own time for the tree by files in flight (server-floor.ts), or why it was not measured. */
-export type ServerFloor = readonly { inFlight: number; seconds: number }[] | string;
-
-const floorText = (floor: ServerFloor): string =>
-  typeof floor === 'string' ? `not measured (${floor})` : floor.map((f) => `${f3(f.seconds)} s with ${f.inFlight} files in flight`).join(', ');
 
 interface Target {
   link: string;
@@ -77,7 +73,7 @@ export function wanReport(
       'Client CPU = user+sys of the client process tree; proxy CPU = the bench process (the proxy) during the run. ' +
       `A session on this sshd (\`ssh host true\` straight to it, no proxy: the login shell and its start-up files) took ${f2(info.sessionStartS)} s; ` +
       'every SFTP channel, and every scp and rsync run, starts one (safe-scp opens a second channel only where the work left outweighs it). ' +
-      `sftp-server alone (started directly and fed over its pipes: no ssh, no link, no safe-scp) on the tree: ${floorText(info.serverFloor)}.` +
+      `sftp-server alone (started directly, safe-scp's SFTP client on its pipes: no ssh, no link) on the tree: ${floorText(info.serverFloor)}.` +
       (info.cut ? ' **Cut short by BENCH_DEADLINE_S: some runs did not happen.**' : ''),
     '',
     '| link | workload | tool | runs | median s | min s | max s | MB/s | time / safe-scp | client CPU s | proxy CPU s | steal s |',

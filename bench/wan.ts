@@ -9,7 +9,7 @@ import { benchDir, digests, f2, f3, intEnv, listEnv, log, makeTree, randomFile, 
 import { pastDeadline, run, sampleOf, wasInterrupted, type Sample } from './measure.js';
 import { makeToolEnv, remote, rsync, safeScp, safeScpKnows, scp, warmUp, type Invocation, type ToolEnv } from './tools.js';
 import { linkLabel, wanReport, type WanRow } from './wan-report.js';
-import { serverFloor } from './server-floor.js';
+import { floorText, serverFloor } from './server-floor.js';
 
 export { WAN_TOOLS, WORKLOADS, type Link, type WanSettings, type WanTool, type Workload } from './wan-types.js';
 import { WAN_TOOLS, WORKLOADS, type Link, type WanSettings, type WanTool, type Workload } from './wan-types.js';
@@ -214,7 +214,7 @@ export async function runWan(sshd: Sshd): Promise<SectionResult> {
     const sessionStartS = await sessionStart(direct);
     log(`bench: wan: a session on this sshd (ssh true, no proxy) takes ${sessionStartS.toFixed(2)} s`);
     const floor = s.workloads.includes('tree') ? await serverFloor(data.tree.path, work) : 'the tree workload was not selected';
-    log(`bench: wan: sftp-server alone on the tree: ${typeof floor === 'string' ? floor : floor.map((f) => `${f2(f.seconds)} s with ${f.inFlight} in flight`).join(', ')}`);
+    log(`bench: wan: sftp-server alone on the tree: ${floorText(floor)}`);
     const out: Outcome = { samples: new Map(), skipped: new Map(), cut: false };
     for (const link of s.links) {
       if (out.cut) break;
